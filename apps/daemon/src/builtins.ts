@@ -1,0 +1,21 @@
+import { eventsGrpcPlugin } from "@berth/events/service";
+import { exchangePlugin } from "@berth/events";
+import { metadataPlugin } from "@berth/metadata";
+import { namespacesGrpcPlugin } from "@berth/metadata/service";
+import type { AnyRegistration } from "@berth/plugin";
+import { healthGrpcPlugin } from "./services/health.js";
+import { introspectionGrpcPlugin } from "./services/introspection.js";
+import { eventsTtrpcPlugin } from "./services/ttrpc-events.js";
+import { versionGrpcPlugin } from "./services/version.js";
+
+/** Every plugin built into berthd, in registration order (containerd's builtins.go, as a value). */
+export const builtinPlugins: readonly AnyRegistration[] = [
+  exchangePlugin,
+  metadataPlugin,
+  versionGrpcPlugin,
+  namespacesGrpcPlugin,
+  eventsGrpcPlugin,
+  healthGrpcPlugin,
+  eventsTtrpcPlugin,
+  introspectionGrpcPlugin,
+];

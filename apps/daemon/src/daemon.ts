@@ -1,0 +1,97 @@
+import { mkdir } from "node:fs/promises";
+import {
+  GrpcServicePlugin,
+  type LoadedPlugins,
+  type Logger,
+  type AnyRegistration,
+  Registry,
+  loadPlugins,
+} from "@berth/plugin";
+import { createTtrpcServer, type TtrpcServer } from "@berth/ttrpc";
+import type { DaemonConfig } from "./config/config.js";
+import { type MetricsServer, startMetricsServer } from "./metrics.js";
+import { type GrpcServer, startGrpcServer } from "./server/grpc-server.js";
+import { serverInterceptor } from "./server/interceptors.js";
+import { TtrpcServicePlugin } from "./services/ttrpc-events.js";
+import { VERSION, readRevision } from "./version.js";
+
+export interface DaemonOptions {
+  readonly config: DaemonConfig;
+  readonly plugins: readonly AnyRegistration[];
+  readonly log: Logger;
+  readonly version?: string;
+  readonly revision?: string;
+}
+
+export interface Daemon {
+  readonly address: string;
+  readonly ttrpcAddress: string;
+  readonly plugins: LoadedPlugins;
+  /** Graceful stop: GOAWAY to clients, subscriber streams ended, plugins closed in reverse order. */
+  close(): Promise<void>;
+}
+
+/** Loads the plugins, then serves gRPC on `address` and ttrpc on `address.ttrpc` (or `[ttrpc] address`). */
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const { config, log } = options;
+  const address = config.grpc.address;
+  const ttrpcAddress = config.ttrpc.address || `${address}.ttrpc`;
+  await mkdir(config.root, { recursive: true, mode: 0o711 });
+  await mkdir(config.state, { recursive: true, mode: 0o711 });
+
+  const shutdown = new AbortController();
+  const registry = new Registry().registerAll(options.plugins);
+  const plugins = await loadPlugins(registry, {
+    daemon: {
+      root: config.root,
+      state: config.state,
+      address,
+      ttrpcAddress,
+      version: options.version ?? VERSION,
+      revision: options.revision ?? readRevision(),
+    },
+    log,
+    configs: config.plugins,
+    disabled: config.disabledPlugins,
+    required: config.requiredPlugins,
+    signal: shutdown.signal,
+  });
+
+  let metrics: MetricsServer | undefined;
+  let grpc: GrpcServer | undefined;
+  let ttrpc: TtrpcServer | undefined;
+  const close = async () => {
+    shutdown.abort();
+    await grpc?.close();
+    await ttrpc?.close();
+    await metrics?.close();
+    await plugins.close(log);
+  };
+  try {
+    if (config.metrics.address)
+      metrics = await startMetricsServer(config.metrics.address, config.metrics.grpcHistogram);
+    const services = [...plugins.byType(GrpcServicePlugin).values()];
+    grpc = await startGrpcServer({
+      address,
+      uid: config.grpc.uid,
+      gid: config.grpc.gid,
+      maxRecvMessageSize: config.grpc.maxRecvMessageSize,
+      maxSendMessageSize: config.grpc.maxSendMessageSize,
+      interceptors: [serverInterceptor(log, metrics?.rpc)],
+      routes: (router) => {
+        for (const service of services) service.register(router);
+      },
+      log,
+      metrics: metrics?.rpc,
+    });
+    const server = createTtrpcServer();
+    ttrpc = server;
+    for (const service of plugins.byType(TtrpcServicePlugin).values()) service.register(server);
+    await server.listen(ttrpcAddress, { mode: 0o660 });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  log.info({ address, ttrpcAddress }, "berthd successfully booted");
+  return { address, ttrpcAddress, plugins, close };
+}

@@ -1,0 +1,431 @@
+/**
+ * The e2e harness: private berthd and containerd daemons on temp unix sockets, the real `ctr`, and a Connect
+ * client. Every process started here is tracked by PID and ended by `stopAll()` (call it from afterEach), so
+ * a failing test leaves nothing behind. Nothing here signals a process it did not start.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Version } from "@berth/api/services/version/v1";
+import { type Client, type Interceptor, type Transport, createClient } from "@connectrpc/connect";
+import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+
+export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const BERTHD_BIN = join(REPO_ROOT, "apps/daemon/bin/berthd.js");
+const BERTHD_DIST = join(REPO_ROOT, "apps/daemon/dist/bin/berthd.js");
+export const CTR_BIN = "/usr/bin/ctr";
+export const CONTAINERD_BIN = "/usr/bin/containerd";
+
+/** Berth's version as `ctr version` must report it. */
+export const BERTH_VERSION: string = (
+  JSON.parse(readFileSync(join(REPO_ROOT, "apps/daemon/package.json"), "utf8")) as { version: string }
+).version;
+
+/** Why the e2e suite cannot run here, or undefined when it can. */
+export function skipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root";
+  if (!existsSync(CTR_BIN)) return `${CTR_BIN} is missing`;
+  if (!existsSync(BERTHD_DIST)) return "berthd is not built (run pnpm turbo run build)";
+  return undefined;
+}
+
+/** Why the containerd parity tests cannot run here, or undefined when they can. */
+export function containerdSkipReason(): string | undefined {
+  const base = skipReason();
+  if (base) return base;
+  if (!existsSync(CONTAINERD_BIN)) return `${CONTAINERD_BIN} is missing`;
+  if (!existsSync("/usr/bin/unshare")) return "unshare is missing";
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// processes
+
+interface Tracked {
+  readonly kind: "daemon" | "client";
+  stop(): Promise<unknown>;
+}
+const live = new Set<Tracked>();
+const tempDirs = new Set<string>();
+
+/** Stops the client processes (e.g. a streaming `ctr events`) still running; daemons keep running. */
+export async function stopClients(): Promise<void> {
+  const clients = [...live].filter((t) => t.kind === "client");
+  for (const c of clients) live.delete(c);
+  await Promise.allSettled(clients.map((t) => t.stop()));
+}
+
+/** Stops every daemon and helper process started through this module, then removes their temp dirs. */
+export async function stopAll(): Promise<void> {
+  const all = [...live];
+  live.clear();
+  await Promise.allSettled(all.map((t) => t.stop()));
+  const dirs = [...tempDirs];
+  tempDirs.clear();
+  await Promise.allSettled(dirs.map((d) => rm(d, { recursive: true, force: true })));
+}
+
+export interface ExitStatus {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+function exited(child: ChildProcess): Promise<ExitStatus> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  }
+  return new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** SIGTERM, wait up to `graceMs`, then SIGKILL. Only ever signals `child.pid`, a process we spawned. */
+async function terminate(child: ChildProcess, graceMs = 10_000): Promise<ExitStatus> {
+  const done = exited(child);
+  if (child.exitCode !== null || child.signalCode !== null) return done;
+  child.kill("SIGTERM");
+  if ((await withTimeout(done, graceMs)) === "timeout") child.kill("SIGKILL");
+  return done;
+}
+
+async function makeTempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// gRPC client
+
+/** A gRPC transport to a unix socket (authority `localhost`, as grpc-go sends for unix targets). */
+export function grpcTransport(
+  socket: string,
+  options: { namespace?: string; interceptors?: Interceptor[]; writeMaxBytes?: number } = {},
+): { transport: Transport; close(): void } {
+  const baseUrl = "http://localhost";
+  const sessionManager = new Http2SessionManager(baseUrl, undefined, { createConnection: () => net.connect(socket) });
+  const interceptors: Interceptor[] = [];
+  if (options.namespace !== undefined) {
+    const ns = options.namespace;
+    interceptors.push((next) => (req) => {
+      req.header.set("containerd-namespace", ns);
+      return next(req);
+    });
+  }
+  interceptors.push(...(options.interceptors ?? []));
+  const transport = createGrpcTransport({
+    baseUrl,
+    sessionManager,
+    interceptors,
+    writeMaxBytes: options.writeMaxBytes ?? 64 << 20,
+    readMaxBytes: 64 << 20,
+  });
+  return { transport, close: () => sessionManager.abort() };
+}
+
+/** Runs `fn` with a fresh client for `service`, closing the connection afterwards. */
+export async function withClient<S extends Parameters<typeof createClient>[0], T>(
+  socket: string,
+  service: S,
+  fn: (client: Client<S>) => Promise<T>,
+  options?: Parameters<typeof grpcTransport>[1],
+): Promise<T> {
+  const conn = grpcTransport(socket, options);
+  try {
+    return await fn(createClient(service, conn.transport));
+  } finally {
+    conn.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// berthd
+
+export interface BerthdOptions {
+  /** config.toml text, passed with -c. */
+  readonly config?: string;
+  /** Extra command-line arguments. */
+  readonly args?: readonly string[];
+  /** How long to wait for the first successful Version call. */
+  readonly readyTimeoutMs?: number;
+}
+
+export interface Berthd {
+  readonly dir: string;
+  readonly socket: string;
+  readonly root: string;
+  readonly state: string;
+  /** PID of the current process (changes on restart). */
+  readonly pid: number;
+  /** The process itself (for exit observation). */
+  readonly process: ChildProcess;
+  /** stderr so far (pino JSON lines) of the current process, and earlier ones since start. */
+  log(): string;
+  /** SIGTERM, wait, SIGKILL after 10 s; resolves with how it exited. */
+  stop(): Promise<ExitStatus>;
+  /** SIGKILL, no chance to clean up. */
+  kill9(): Promise<ExitStatus>;
+  /** Stops it (if running) and starts it again on the same root, state and socket. */
+  restart(): Promise<void>;
+}
+
+async function waitReady(socket: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`berthd exited (${child.exitCode ?? child.signalCode}) before serving:\n${log()}`);
+    }
+    if (existsSync(socket)) {
+      try {
+        await withClient(socket, Version, (c) => c.version({}, { timeoutMs: 1000 }));
+        return;
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    await sleep(50);
+  }
+  throw new Error(`berthd did not answer Version within ${timeoutMs} ms (${String(lastErr)}):\n${log()}`);
+}
+
+/** Starts berthd on temp root/state/socket and waits until a Version call succeeds. */
+export async function startBerthd(options: BerthdOptions = {}): Promise<Berthd> {
+  const dir = await makeTempDir("berth-e2e-");
+  const root = join(dir, "root");
+  const state = join(dir, "state");
+  const socket = join(dir, "berthd.sock");
+  const args = [BERTHD_BIN, "--root", root, "--state", state, "-a", socket];
+  if (options.config !== undefined) {
+    const cfg = join(dir, "config.toml");
+    await writeFile(cfg, options.config);
+    args.push("-c", cfg);
+  }
+  args.push(...(options.args ?? []));
+
+  let logText = "";
+  let child!: ChildProcess;
+  const launch = async () => {
+    child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env } });
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (chunk: string) => {
+      logText += chunk;
+    });
+    await waitReady(socket, child, () => logText, options.readyTimeoutMs ?? 15_000);
+  };
+
+  const handle: Berthd & Tracked = {
+    kind: "daemon",
+    dir,
+    socket,
+    root,
+    state,
+    get pid() {
+      return child.pid ?? -1;
+    },
+    get process() {
+      return child;
+    },
+    log: () => logText,
+    stop: () => terminate(child),
+    async kill9() {
+      const done = exited(child);
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      return done;
+    },
+    async restart() {
+      await terminate(child);
+      await launch();
+    },
+  };
+  live.add(handle);
+  await launch();
+  return handle;
+}
+
+/** Runs berthd with arguments and no daemon (e.g. `config default`). */
+export function berthdCommand(...args: string[]): Promise<CommandResult> {
+  return run(process.execPath, [BERTHD_BIN, ...args]);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// ctr
+
+export interface CommandResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function run(file: string, args: readonly string[], timeoutMs = 20_000): Promise<CommandResult> {
+  const env = { ...process.env };
+  delete env.CONTAINERD_NAMESPACE;
+  delete env.CONTAINERD_ADDRESS;
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs, env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Runs `ctr -a socket ...args`. */
+export function ctr(socket: string, ...args: string[]): Promise<CommandResult> {
+  return run(CTR_BIN, ["-a", socket, ...args]);
+}
+
+export interface Streaming {
+  readonly pid: number;
+  readonly process: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves when stdout matches, rejects after `timeoutMs`. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** Resolves with the exit status, or "timeout". */
+  exited(timeoutMs: number): Promise<ExitStatus | "timeout">;
+  stop(): Promise<ExitStatus>;
+}
+
+/** Spawns a long-running `ctr -a socket ...args` (e.g. `events`); stopped by `stopAll()` if still running. */
+export function spawnCtr(socket: string, ...args: string[]): Streaming {
+  const env = { ...process.env };
+  delete env.CONTAINERD_NAMESPACE;
+  const child = spawn(CTR_BIN, ["-a", socket, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+  let out = "";
+  let err = "";
+  child.stdout?.setEncoding("utf8").on("data", (c: string) => {
+    out += c;
+  });
+  child.stderr?.setEncoding("utf8").on("data", (c: string) => {
+    err += c;
+  });
+  const handle: Streaming & Tracked = {
+    kind: "client",
+    pid: child.pid ?? -1,
+    process: child,
+    stdout: () => out,
+    stderr: () => err,
+    async waitFor(pattern, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const m = pattern.exec(out);
+        if (m) return m[0];
+        await sleep(25);
+      }
+      throw new Error(
+        `ctr ${args.join(" ")}: no output matching ${pattern} in ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`,
+      );
+    },
+    exited: (timeoutMs) => withTimeout(exited(child), timeoutMs),
+    stop: () => terminate(child, 3000),
+  };
+  live.add(handle);
+  return handle;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// real containerd
+
+export interface Containerd {
+  readonly dir: string;
+  readonly socket: string;
+  readonly pid: number;
+  log(): string;
+  stop(): Promise<ExitStatus>;
+}
+
+/**
+ * A private containerd: temp root/state/socket, the CRI plugin disabled, in its own mount namespace with a
+ * private tmpfs on /run (so it touches nothing of the host's /run). `unshare` and `sh` exec, so the PID we
+ * hold is containerd's.
+ */
+export async function startContainerd(options: { readyTimeoutMs?: number } = {}): Promise<Containerd> {
+  const dir = await makeTempDir("berth-e2e-ctrd-");
+  const socket = join(dir, "containerd.sock");
+  const cfg = join(dir, "config.toml");
+  await writeFile(
+    cfg,
+    [
+      "version = 2",
+      `root = ${JSON.stringify(join(dir, "root"))}`,
+      `state = ${JSON.stringify(join(dir, "state"))}`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      "[grpc]",
+      `  address = ${JSON.stringify(socket)}`,
+      "[ttrpc]",
+      `  address = ${JSON.stringify(`${socket}.ttrpc`)}`,
+      "",
+    ].join("\n"),
+  );
+  const script = `mount -t tmpfs tmpfs /run && exec ${CONTAINERD_BIN} --config "$1"`;
+  const child = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", cfg], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let logText = "";
+  child.stderr?.setEncoding("utf8").on("data", (c: string) => {
+    logText += c;
+  });
+  const handle: Containerd & Tracked = {
+    kind: "daemon",
+    dir,
+    socket,
+    pid: child.pid ?? -1,
+    log: () => logText,
+    stop: () => terminate(child),
+  };
+  live.add(handle);
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 15_000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`containerd exited (${child.exitCode ?? child.signalCode}):\n${logText}`);
+    }
+    if (existsSync(socket)) {
+      try {
+        await withClient(socket, Version, (c) => c.version({}, { timeoutMs: 1000 }));
+        return handle;
+      } catch {
+        // not yet
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`containerd did not start:\n${logText}`);
+    await sleep(50);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// misc
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Collapses runs of whitespace and trims each line (ctr's tabwriter pads columns). */
+export function normalise(text: string): string[] {
+  return text
+    .split("\n")
+    .map((l) => l.trim().replace(/\s+/g, " "))
+    .filter((l) => l !== "");
+}
+
+export { sleep };

@@ -1,0 +1,2 @@
+export { namespacesService } from "./namespaces.js";
+export { namespacesGrpcPlugin } from "./service-plugin.js";
