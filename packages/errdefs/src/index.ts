@@ -42,4 +42,4 @@ export {
   isUnknown,
 } from "./kinds.js";
 export type { ErrorKind, BerthErrorOptions } from "./kinds.js";
-export { GrpcCode, grpcCodeOf, grpcCodeOfKind, kindOfGrpcCode, errorFromGrpcCode } from "./grpc-codes.js";
+export { GrpcCode, grpcCodeName, grpcCodeOf, grpcCodeOfKind, kindOfGrpcCode, errorFromGrpcCode } from "./grpc-codes.js";

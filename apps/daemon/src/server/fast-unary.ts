@@ -1,7 +1,7 @@
 import type * as http2 from "node:http2";
 import { type DescMethod, type DescService, create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import { type ConnectRouter, type HandlerContext, createContextValues } from "@connectrpc/connect";
-import { DeadlineExceededError, GrpcCode, ResourceExhaustedError, errorKind, grpcCodeOf } from "@berth/errdefs";
+import { DeadlineExceededError, GrpcCode, ResourceExhaustedError, errorKind, grpcCodeName, grpcCodeOf } from "@berth/errdefs";
 import type { Logger } from "@berth/plugin";
 import type { RpcMetrics } from "./interceptors.js";
 
@@ -206,7 +206,7 @@ export class FastUnaryRoutes {
   #count(route: UnaryRoute, code: number, started: number): void {
     const m = this.options.metrics;
     if (!m) return;
-    m.handled.inc({ grpc_service: route.service.typeName, grpc_method: route.method.name, grpc_code: String(code) });
+    m.handled.inc({ grpc_service: route.service.typeName, grpc_method: route.method.name, grpc_code: grpcCodeName(code) });
     if (m.duration && started) {
       m.duration.observe(
         { grpc_service: route.service.typeName, grpc_method: route.method.name },

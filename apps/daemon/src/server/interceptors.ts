@@ -1,7 +1,7 @@
-import { errorKind } from "@berth/errdefs";
+import { errorKind, grpcCodeName } from "@berth/errdefs";
 import { toConnectError } from "@berth/errdefs/connect";
 import type { Logger } from "@berth/plugin";
-import { Code, type Interceptor, type StreamResponse } from "@connectrpc/connect";
+import type { Interceptor, StreamResponse } from "@connectrpc/connect";
 import type { Counter, Histogram } from "prom-client";
 
 export interface RpcMetrics {
@@ -27,7 +27,7 @@ export function serverInterceptor(log: Logger, metrics?: RpcMetrics): Intercepto
     const service = req.service.typeName;
     const method = req.method.name;
     const started = metrics?.duration ? performance.now() : 0;
-    let code = "0";
+    let code = "OK";
     try {
       const res = await next(req);
       if (res.stream) {
@@ -36,8 +36,7 @@ export function serverInterceptor(log: Logger, metrics?: RpcMetrics): Intercepto
       return res;
     } catch (err) {
       const ce = toConnectError(err);
-      // go-grpc-prometheus labels codes by name ("NotFound"), as containerd's metrics do
-      code = Code[ce.code] ?? String(ce.code);
+      code = grpcCodeName(ce.code);
       const kind = errorKind(err);
       if (kind === "Unknown" || kind === "Internal") log.error({ rpc: `${service}/${method}`, err }, "rpc failed");
       else debug({ rpc: `${service}/${method}`, code: kind, err: ce.rawMessage }, "rpc failed");
