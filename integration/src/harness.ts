@@ -4,7 +4,8 @@
  * a failing test leaves nothing behind. Nothing here signals a process it did not start.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
@@ -281,9 +282,160 @@ function run(file: string, args: readonly string[], timeoutMs = 20_000): Promise
   });
 }
 
+export const BERTH_BIN = join(REPO_ROOT, "packages/cli/bin/berth.js");
+
+/** Runs `berth -a socket ...args` (the operator CLI). */
+export function berth(socket: string, ...args: string[]): Promise<CommandResult> {
+  return run(process.execPath, [BERTH_BIN, "-a", socket, ...args]);
+}
+
 /** Runs `ctr -a socket ...args`. */
 export function ctr(socket: string, ...args: string[]): Promise<CommandResult> {
   return run(CTR_BIN, ["-a", socket, ...args]);
+}
+
+export interface RunOptions {
+  /** A file to give the command as its standard input, as a shell's `< file` does (a seekable fd). */
+  readonly stdinFile?: string;
+  readonly timeoutMs?: number;
+}
+
+/** Runs a command to completion, with stdin from `stdinFile` (or /dev/null); killed by PID after the timeout. */
+export function runCommand(file: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+  const env = { ...process.env };
+  delete env.CONTAINERD_NAMESPACE;
+  delete env.CONTAINERD_ADDRESS;
+  delete env.BERTH_NAMESPACE;
+  delete env.BERTH_ADDRESS;
+  const fd = options.stdinFile !== undefined ? openSync(options.stdinFile, "r") : undefined;
+  let child: ChildProcess;
+  try {
+    child = spawn(file, args, { stdio: [fd ?? "ignore", "pipe", "pipe"], env });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.setEncoding("utf8").on("data", (c: string) => {
+    stdout += c;
+  });
+  child.stderr?.setEncoding("utf8").on("data", (c: string) => {
+    stderr += c;
+  });
+  const tracked: Tracked = { kind: "client", stop: () => terminate(child, 2000) };
+  live.add(tracked);
+  const timer = setTimeout(() => {
+    stderr += `\n[harness: timed out after ${options.timeoutMs ?? 20_000} ms, killed]`;
+    void terminate(child, 2000);
+  }, options.timeoutMs ?? 20_000);
+  return new Promise((resolve) => {
+    const finish = (code: number) => {
+      clearTimeout(timer);
+      live.delete(tracked);
+      resolve({ code, stdout, stderr });
+    };
+    child.once("error", (err) => {
+      stderr += String(err);
+      finish(-1);
+    });
+    child.once("close", (code) => finish(code ?? -1));
+  });
+}
+
+/** Runs `ctr -a socket ...args` with options (stdin from a file, a longer timeout). */
+export function ctrWith(socket: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+  return runCommand(CTR_BIN, ["-a", socket, ...args], options);
+}
+
+/** Runs `node packages/cli/bin/berth.js -a socket ...args` with options (stdin from a file, a longer timeout). */
+export function berthWith(socket: string, args: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
+  return runCommand(process.execPath, [BERTH_BIN, "-a", socket, ...args], options);
+}
+
+export interface HashedOutput {
+  readonly code: number;
+  /** `sha256:<hex>` of everything the command wrote to stdout. */
+  readonly digest: string;
+  readonly size: number;
+  readonly stderr: string;
+}
+
+/** Runs a command and hashes its (binary) stdout, as `cmd | sha256sum` would. */
+export function hashStdout(file: string, args: readonly string[], timeoutMs = 60_000): Promise<HashedOutput> {
+  const env = { ...process.env };
+  delete env.CONTAINERD_NAMESPACE;
+  delete env.CONTAINERD_ADDRESS;
+  const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"], env });
+  const hash = createHash("sha256");
+  let size = 0;
+  let stderr = "";
+  child.stdout?.on("data", (c: Buffer) => {
+    hash.update(c);
+    size += c.length;
+  });
+  child.stderr?.setEncoding("utf8").on("data", (c: string) => {
+    stderr += c;
+  });
+  const tracked: Tracked = { kind: "client", stop: () => terminate(child, 2000) };
+  live.add(tracked);
+  const timer = setTimeout(() => void terminate(child, 2000), timeoutMs);
+  return new Promise((resolve) => {
+    child.once("close", (code) => {
+      clearTimeout(timer);
+      live.delete(tracked);
+      resolve({ code: code ?? -1, digest: `sha256:${hash.digest("hex")}`, size, stderr });
+    });
+  });
+}
+
+/** A long-running process whose standard input the test writes (e.g. `ctr content ingest` fed slowly). */
+export interface Feeding extends Streaming {
+  readonly stdin: NodeJS.WritableStream;
+}
+
+/** Spawns `ctr -a socket ...args` with a pipe on stdin; stopped by `stopAll()`/`stopClients()` if still running. */
+export function spawnCtrFed(socket: string, ...args: string[]): Feeding {
+  return spawnTracked(CTR_BIN, ["-a", socket, ...args], "pipe") as Feeding;
+}
+
+function spawnTracked(file: string, args: readonly string[], stdin: "pipe" | "ignore"): Streaming {
+  const env = { ...process.env };
+  delete env.CONTAINERD_NAMESPACE;
+  delete env.CONTAINERD_ADDRESS;
+  const child = spawn(file, args, { stdio: [stdin, "pipe", "pipe"], env });
+  // a reader that died leaves EPIPE on our side of the pipe: that is the test's business, not a crash
+  child.stdin?.on("error", () => {});
+  let out = "";
+  let err = "";
+  child.stdout?.setEncoding("utf8").on("data", (c: string) => {
+    out += c;
+  });
+  child.stderr?.setEncoding("utf8").on("data", (c: string) => {
+    err += c;
+  });
+  const handle: Feeding & Tracked = {
+    kind: "client",
+    pid: child.pid ?? -1,
+    process: child,
+    stdin: child.stdin as NodeJS.WritableStream,
+    stdout: () => out,
+    stderr: () => err,
+    async waitFor(pattern, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const m = pattern.exec(out);
+        if (m) return m[0];
+        await sleep(25);
+      }
+      throw new Error(
+        `${file} ${args.join(" ")}: no output matching ${pattern} in ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`,
+      );
+    },
+    exited: (timeoutMs) => withTimeout(exited(child), timeoutMs),
+    stop: () => terminate(child, 3000),
+  };
+  live.add(handle);
+  return handle;
 }
 
 export interface Streaming {
@@ -300,39 +452,7 @@ export interface Streaming {
 
 /** Spawns a long-running `ctr -a socket ...args` (e.g. `events`); stopped by `stopAll()` if still running. */
 export function spawnCtr(socket: string, ...args: string[]): Streaming {
-  const env = { ...process.env };
-  delete env.CONTAINERD_NAMESPACE;
-  const child = spawn(CTR_BIN, ["-a", socket, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
-  let out = "";
-  let err = "";
-  child.stdout?.setEncoding("utf8").on("data", (c: string) => {
-    out += c;
-  });
-  child.stderr?.setEncoding("utf8").on("data", (c: string) => {
-    err += c;
-  });
-  const handle: Streaming & Tracked = {
-    kind: "client",
-    pid: child.pid ?? -1,
-    process: child,
-    stdout: () => out,
-    stderr: () => err,
-    async waitFor(pattern, timeoutMs = 5000) {
-      const deadline = Date.now() + timeoutMs;
-      while (Date.now() < deadline) {
-        const m = pattern.exec(out);
-        if (m) return m[0];
-        await sleep(25);
-      }
-      throw new Error(
-        `ctr ${args.join(" ")}: no output matching ${pattern} in ${timeoutMs} ms; stdout:\n${out}\nstderr:\n${err}`,
-      );
-    },
-    exited: (timeoutMs) => withTimeout(exited(child), timeoutMs),
-    stop: () => terminate(child, 3000),
-  };
-  live.add(handle);
-  return handle;
+  return spawnTracked(CTR_BIN, ["-a", socket, ...args], "ignore");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -341,9 +461,16 @@ export function spawnCtr(socket: string, ...args: string[]): Streaming {
 export interface Containerd {
   readonly dir: string;
   readonly socket: string;
+  /** containerd's --root (persistent state, e.g. `io.containerd.content.v1.content/`). */
+  readonly root: string;
+  /** PID of the current process (changes on restart). */
   readonly pid: number;
   log(): string;
   stop(): Promise<ExitStatus>;
+  /** SIGKILL, no chance to clean up. */
+  kill9(): Promise<ExitStatus>;
+  /** Stops it (if running) and starts it again on the same root, state and socket. */
+  restart(): Promise<void>;
 }
 
 /**
@@ -354,12 +481,13 @@ export interface Containerd {
 export async function startContainerd(options: { readyTimeoutMs?: number } = {}): Promise<Containerd> {
   const dir = await makeTempDir("berth-e2e-ctrd-");
   const socket = join(dir, "containerd.sock");
+  const root = join(dir, "root");
   const cfg = join(dir, "config.toml");
   await writeFile(
     cfg,
     [
       "version = 2",
-      `root = ${JSON.stringify(join(dir, "root"))}`,
+      `root = ${JSON.stringify(root)}`,
       `state = ${JSON.stringify(join(dir, "state"))}`,
       'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
       "[grpc]",
@@ -370,38 +498,55 @@ export async function startContainerd(options: { readyTimeoutMs?: number } = {})
     ].join("\n"),
   );
   const script = `mount -t tmpfs tmpfs /run && exec ${CONTAINERD_BIN} --config "$1"`;
-  const child = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", cfg], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
   let logText = "";
-  child.stderr?.setEncoding("utf8").on("data", (c: string) => {
-    logText += c;
-  });
+  let child!: ChildProcess;
+  const launch = async () => {
+    child = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", cfg], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child.stderr?.setEncoding("utf8").on("data", (c: string) => {
+      logText += c;
+    });
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 15_000);
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`containerd exited (${child.exitCode ?? child.signalCode}):\n${logText}`);
+      }
+      if (existsSync(socket)) {
+        try {
+          await withClient(socket, Version, (c) => c.version({}, { timeoutMs: 1000 }));
+          return;
+        } catch {
+          // not yet
+        }
+      }
+      if (Date.now() > deadline) throw new Error(`containerd did not start:\n${logText}`);
+      await sleep(50);
+    }
+  };
   const handle: Containerd & Tracked = {
     kind: "daemon",
     dir,
     socket,
-    pid: child.pid ?? -1,
+    root,
+    get pid() {
+      return child.pid ?? -1;
+    },
     log: () => logText,
     stop: () => terminate(child),
+    async kill9() {
+      const done = exited(child);
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      return done;
+    },
+    async restart() {
+      await terminate(child);
+      await launch();
+    },
   };
   live.add(handle);
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 15_000);
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`containerd exited (${child.exitCode ?? child.signalCode}):\n${logText}`);
-    }
-    if (existsSync(socket)) {
-      try {
-        await withClient(socket, Version, (c) => c.version({}, { timeoutMs: 1000 }));
-        return handle;
-      } catch {
-        // not yet
-      }
-    }
-    if (Date.now() > deadline) throw new Error(`containerd did not start:\n${logText}`);
-    await sleep(50);
-  }
+  await launch();
+  return handle;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -240,8 +240,14 @@ describe.skipIf(reason !== undefined)(reason ? `berthd e2e (skipped: ${reason})`
         .filter((l) => l.startsWith("grpc_server_handled_total{") && l.includes('grpc_method="Create"'));
       expect(creates.length, creates.join("\n")).toBeGreaterThanOrEqual(2);
       // codes are labelled by name, as containerd's grpc-prometheus does
-      expect(creates.some((l) => l.includes('grpc_code="OK"')), creates.join("\n")).toBe(true);
-      expect(creates.some((l) => l.includes('grpc_code="AlreadyExists"')), creates.join("\n")).toBe(true);
+      expect(
+        creates.some((l) => l.includes('grpc_code="OK"')),
+        creates.join("\n"),
+      ).toBe(true);
+      expect(
+        creates.some((l) => l.includes('grpc_code="AlreadyExists"')),
+        creates.join("\n"),
+      ).toBe(true);
     });
 
     test("grpc.health.v1.Health/Check is SERVING", async () => {

@@ -1,2 +1,6 @@
 #!/usr/bin/env node
-import "../dist/bin/berthd.js";
+// The bundled build starts faster (see scripts/bundle.mjs); the plain tsc output is the fallback.
+import { existsSync } from "node:fs";
+
+const bundled = new URL("../bundle/berthd.mjs", import.meta.url);
+await import(existsSync(bundled) ? bundled.href : "../dist/bin/berthd.js");

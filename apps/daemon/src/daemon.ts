@@ -9,9 +9,8 @@ import {
 } from "@berth/plugin";
 import { createTtrpcServer, type TtrpcServer } from "@berth/ttrpc";
 import type { DaemonConfig } from "./config/config.js";
-import { type MetricsServer, startMetricsServer } from "./metrics.js";
+import type { MetricsServer } from "./metrics.js";
 import { type GrpcServer, startGrpcServer } from "./server/grpc-server.js";
-import { serverInterceptor } from "./server/interceptors.js";
 import { TtrpcServicePlugin } from "./services/ttrpc-events.js";
 import { VERSION, readRevision } from "./version.js";
 
@@ -68,8 +67,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     await plugins.close(log);
   };
   try {
-    if (config.metrics.address)
+    if (config.metrics.address) {
+      // prom-client only when metrics are asked for: it costs start-up time and memory.
+      const { startMetricsServer } = await import("./metrics.js");
       metrics = await startMetricsServer(config.metrics.address, config.metrics.grpcHistogram);
+    }
     const services = [...plugins.byType(GrpcServicePlugin).values()];
     grpc = await startGrpcServer({
       address,
@@ -77,7 +79,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       gid: config.grpc.gid,
       maxRecvMessageSize: config.grpc.maxRecvMessageSize,
       maxSendMessageSize: config.grpc.maxSendMessageSize,
-      interceptors: [serverInterceptor(log, metrics?.rpc)],
       routes: (router) => {
         for (const service of services) service.register(router);
       },

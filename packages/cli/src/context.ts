@@ -4,6 +4,7 @@ import { type CallOptions, type Client, createClient, type Interceptor } from "@
 import type { Command } from "commander";
 import { type Env, type GlobalFlags, type GlobalOptions, resolveGlobalOptions } from "./config.js";
 import { type Connection, type ConnectionOptions, createConnection } from "./connection.js";
+import { type ByteSource, stdinSource } from "./input.js";
 import type { Output } from "./output.js";
 
 /** Information about this client, printed by `berth version`. */
@@ -20,6 +21,8 @@ export interface CliDeps {
   /** Opens the connection; tests pass one over an in-memory router transport. */
   readonly connect?: (options: ConnectionOptions) => Connection;
   readonly clientInfo?: ClientInfo;
+  /** Standard input as a byte source (`content ingest`); defaults to the process's. */
+  readonly stdin?: () => ByteSource;
 }
 
 export interface CommandContext {
@@ -30,6 +33,8 @@ export interface CommandContext {
   client<S extends DescService>(service: S): Client<S>;
   /** Options for one call: the per-command deadline (`--timeout`) as a remaining `timeoutMs`. */
   callOptions(): CallOptions;
+  /** Standard input, opened on first use. */
+  stdin(): ByteSource;
 }
 
 /** Thrown by a command to end with exit status 1 after it has already printed what went wrong. */
@@ -88,6 +93,10 @@ export class CommandSession implements CommandContext {
     if (this.#deadline === undefined) return {};
     // at least 1 ms: a zero timeoutMs would mean "no deadline" to connect
     return { timeoutMs: Math.max(1, this.#deadline - Date.now()) };
+  }
+
+  stdin(): ByteSource {
+    return this.#deps.stdin ? this.#deps.stdin() : stdinSource();
   }
 
   close(): void {

@@ -11,7 +11,7 @@ export class CliError extends Error {
 const DIAL_ERRORS = new Set(["ENOENT", "ECONNREFUSED", "EACCES", "ENOTSOCK", "ECONNRESET", "EPIPE"]);
 
 /** Finds a Node system error from dialling the socket in an error's cause chain. */
-function dialError(err: unknown): NodeJS.ErrnoException | undefined {
+export function dialError(err: unknown): NodeJS.ErrnoException | undefined {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
     const code = (e as NodeJS.ErrnoException).code;
     if (typeof code === "string" && DIAL_ERRORS.has(code)) return e as NodeJS.ErrnoException;

@@ -188,3 +188,80 @@ function goJsonScalar(value: unknown): string {
   if (value instanceof Uint8Array) return goJsonString(Buffer.from(value).toString("base64"));
   return "null";
 }
+
+// ---------------------------------------------------------------------------------------------------
+// docker/go-units v0.4.0 (what ctr 1.6 links) and Go time layouts in local time
+
+const DECIMAL_ABBRS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+
+/**
+ * Go's `%.<precision>g` of a non-negative number below 1e21: `precision` significant digits, trailing zeros
+ * removed, ties rounded half to even as `strconv` rounds an exact decimal. Exponent form is never needed for
+ * sizes (every value is in [0, 1000]).
+ */
+export function goFormatG(x: number, precision: number): string {
+  if (x === 0) return "0";
+  let s = x.toPrecision(precision);
+  // toPrecision rounds exact ties up; strconv rounds them to even
+  const exact = x.toPrecision(Math.min(100, precision + 30));
+  const digits = exact.replace(/^[^1-9]*/, "").replace(".", "");
+  if (/^5(0*)$/.test(digits.slice(precision).replace(/e.*$/, ""))) {
+    const kept = Number(digits[precision - 1]);
+    if (kept % 2 === 0) {
+      // round down instead: truncate to `precision` digits
+      const e = Math.floor(Math.log10(x));
+      const scale = 10 ** (e - precision + 1);
+      s = (Math.floor(x / scale) * scale).toPrecision(precision);
+    }
+  }
+  if (s.includes("e")) return s; // not reached for sizes
+  return s.includes(".") ? s.replace(/\.?0+$/, "") : s;
+}
+
+/** `units.HumanSize`: decimal units with four significant digits, `6B`, `3.146MB`, `1.074GB`. */
+export function goHumanSize(size: number): string {
+  let i = 0;
+  while (size >= 1000 && i < DECIMAL_ABBRS.length - 1) {
+    size /= 1000;
+    i++;
+  }
+  return `${goFormatG(size, 4)}${DECIMAL_ABBRS[i]}`;
+}
+
+/** `units.HumanDuration` (go-units v0.4.0): `Less than a second`, `5 seconds`, `About an hour`, `3 days`. */
+export function goHumanDuration(ms: number): string {
+  const seconds = Math.trunc(ms / 1000);
+  if (seconds < 1) return "Less than a second";
+  if (seconds === 1) return "1 second";
+  if (seconds < 60) return `${seconds} seconds`;
+  const minutes = Math.trunc(ms / 60_000);
+  if (minutes === 1) return "About a minute";
+  if (minutes < 60) return `${minutes} minutes`;
+  const exactHours = ms / 3_600_000;
+  const hours = Math.trunc(exactHours + 0.5);
+  if (hours === 1) return "About an hour";
+  if (hours < 48) return `${hours} hours`;
+  if (hours < 24 * 7 * 2) return `${Math.trunc(hours / 24)} days`;
+  if (hours < 24 * 30 * 2) return `${Math.trunc(hours / 24 / 7)} weeks`;
+  if (hours < 24 * 365 * 2) return `${Math.trunc(hours / 24 / 30)} months`;
+  return `${Math.trunc(Math.trunc(exactHours) / 24 / 365)} years`;
+}
+
+/** Milliseconds since the epoch of a protobuf timestamp. */
+export function timeMillis(t: TimeParts | undefined): number {
+  const { seconds, nanos } = t ?? GO_ZERO_TIME;
+  return Number(seconds) * 1000 + Math.trunc(nanos / 1e6);
+}
+
+/** Go's `t.Local().Format(time.RFC3339)`: `2006-01-02T15:04:05Z07:00` in the process's time zone. */
+export function goRfc3339Local(ms: number): string {
+  const d = new Date(ms);
+  const offsetMin = -d.getTimezoneOffset();
+  const local = civilUtc(BigInt(Math.floor(ms / 1000) + offsetMin * 60));
+  let zone = "Z";
+  if (offsetMin !== 0) {
+    const abs = Math.abs(offsetMin);
+    zone = `${offsetMin < 0 ? "-" : "+"}${pad(Math.floor(abs / 60), 2)}:${pad(abs % 60, 2)}`;
+  }
+  return `${datePart(local)}T${timePart(local)}${zone}`;
+}

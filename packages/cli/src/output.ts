@@ -9,12 +9,18 @@ export interface Output {
   stdout(text: string): void;
   /** Writes text to standard error as is (callers add newlines). */
   stderr(text: string): void;
+  /** Writes bytes to standard output; resolves once more may be written (backpressure). */
+  stdoutBytes(data: Uint8Array): Promise<void>;
+  /** The terminal behind standard error, for progress bars; `undefined` when stderr is not a TTY. */
+  readonly stderrTty?: NodeJS.WriteStream;
 }
 
 /** An {@link Output} that collects everything, for tests. */
 export interface BufferOutput extends Output {
   readonly out: string;
   readonly err: string;
+  /** Everything written with `stdoutBytes`, concatenated. */
+  readonly bytes: Buffer;
 }
 
 /** Writes to `process.stdout` / `process.stderr`. A closed pipe (`berth events | head`) ends the process quietly. */
@@ -31,12 +37,25 @@ export function createProcessOutput(): Output {
     stderr: (text) => {
       process.stderr.write(text);
     },
+    stdoutBytes: (data) =>
+      new Promise<void>((resolve, reject) => {
+        const onError = (err: Error) => reject(err);
+        process.stdout.once("error", onError);
+        const done = () => {
+          process.stdout.off("error", onError);
+          resolve();
+        };
+        if (process.stdout.write(data)) done();
+        else process.stdout.once("drain", done);
+      }),
+    stderrTty: process.stderr.isTTY ? process.stderr : undefined,
   };
 }
 
 export function createBufferOutput(): BufferOutput {
   let out = "";
   let err = "";
+  const chunks: Buffer[] = [];
   return {
     stdout: (text) => {
       out += text;
@@ -47,8 +66,14 @@ export function createBufferOutput(): BufferOutput {
     get out() {
       return out;
     },
+    stdoutBytes: async (data) => {
+      chunks.push(Buffer.from(data));
+    },
     get err() {
       return err;
+    },
+    get bytes() {
+      return Buffer.concat(chunks);
     },
   };
 }
@@ -70,8 +95,13 @@ export interface TabWriterOptions {
   readonly minWidth?: number;
   /** Padding added to a cell's width before computing the column width (Go: padding). */
   readonly padding?: number;
-  /** The padding character; only spaces-like characters are supported (Go: padchar). */
+  /**
+   * The padding character (Go: padchar). With `"\t"` cells are padded with tabs to the next multiple of
+   * `tabWidth`, as Go does (`ctr content ls` uses this).
+   */
   readonly padChar?: string;
+  /** Width of a tab for `padChar: "\t"` (Go: tabwidth; ctr uses 8). */
+  readonly tabWidth?: number;
 }
 
 /**
@@ -84,6 +114,15 @@ export function tabwrite(text: string, options: TabWriterOptions = {}): string {
   const minWidth = options.minWidth ?? 0;
   const padding = options.padding ?? 1;
   const padChar = options.padChar ?? " ";
+  const tabWidth = options.tabWidth ?? 8;
+  const pad =
+    padChar === "\t"
+      ? (textWidth: number, cellWidth: number) => {
+          // Go: the cell width is rounded up to a multiple of the tab width, then filled with whole tabs
+          const cellw = Math.ceil(cellWidth / tabWidth) * tabWidth;
+          return "\t".repeat(Math.ceil(Math.max(0, cellw - textWidth) / tabWidth));
+        }
+      : (textWidth: number, cellWidth: number) => padChar.repeat(Math.max(0, cellWidth - textWidth));
   const lines = text.split("\n").map((line) => line.split("\t"));
   const out: string[] = [];
   const widths: number[] = [];
@@ -95,7 +134,7 @@ export function tabwrite(text: string, options: TabWriterOptions = {}): string {
       cells.forEach((cell, j) => {
         s += cell;
         const w = widths[j];
-        if (w !== undefined) s += padChar.repeat(Math.max(0, w - runeCount(cell)));
+        if (w !== undefined) s += pad(runeCount(cell), w);
       });
       out.push(s);
     }

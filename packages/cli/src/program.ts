@@ -1,7 +1,9 @@
 /** The `berth` program: global options, the command tree, and running it to an exit status. */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
+import { contentCommand } from "./commands/content/index.js";
 import { eventsCommand } from "./commands/events/index.js";
+import { leasesCommand } from "./commands/leases/index.js";
 import { namespacesCommand } from "./commands/namespaces/index.js";
 import { pluginsCommand } from "./commands/plugins/index.js";
 import { versionCommand } from "./commands/version/index.js";
@@ -70,7 +72,9 @@ export function createProgram(deps: CliDeps): Command {
     .addCommand(versionCommand(run))
     .addCommand(pluginsCommand(run))
     .addCommand(namespacesCommand(run))
-    .addCommand(eventsCommand(run));
+    .addCommand(eventsCommand(run))
+    .addCommand(contentCommand(run))
+    .addCommand(leasesCommand(run));
 
   configureTree(program, deps);
   return program;

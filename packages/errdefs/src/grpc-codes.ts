@@ -80,7 +80,9 @@ export function errorFromGrpcCode(code: number, message: string): BerthError {
   return new BerthError(kindOfGrpcCode(code), message, { bare: true });
 }
 
-const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(GrpcCode).map(([name, code]) => [code, name]));
+const CODE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(GrpcCode).map(([name, code]) => [code, name]),
+);
 
 /** The name grpc-go prints for a code ("OK", "NotFound", "Unimplemented"), as containerd's metrics label it. */
 export function grpcCodeName(code: number): string {

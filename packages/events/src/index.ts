@@ -8,5 +8,5 @@ export type {
   SubscribeOptions,
   Subscriber,
 } from "./exchange.js";
-export { envelopeMatcher } from "./filter.js";
+export { envelopeMatcher, filtersReadEventFields } from "./filter.js";
 export { EventsPlugin, exchangePlugin } from "./plugin.js";

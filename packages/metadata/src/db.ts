@@ -14,6 +14,60 @@ const MIGRATIONS: readonly string[] = [
      value TEXT NOT NULL,
      PRIMARY KEY (namespace, key)
    ) WITHOUT ROWID;`,
+  // Content records per namespace (blobs are shared on disk), namespaced ingests, leases.
+  `CREATE TABLE content_blobs (
+     namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+     digest TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (namespace, digest)
+   ) WITHOUT ROWID;
+   CREATE INDEX content_blobs_by_digest ON content_blobs (digest);
+   CREATE TABLE content_labels (
+     namespace TEXT NOT NULL,
+     digest TEXT NOT NULL,
+     key TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (namespace, digest, key),
+     FOREIGN KEY (namespace, digest) REFERENCES content_blobs (namespace, digest) ON DELETE CASCADE
+   ) WITHOUT ROWID;
+   CREATE TABLE content_ingests (
+     namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+     ref TEXT NOT NULL,
+     backend_ref TEXT NOT NULL UNIQUE,
+     expected TEXT NOT NULL DEFAULT '',
+     expires_at INTEGER,
+     virtual_size INTEGER,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (namespace, ref)
+   ) WITHOUT ROWID;
+   CREATE TABLE sequences (
+     name TEXT PRIMARY KEY NOT NULL,
+     value INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE leases (
+     namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+     id TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (namespace, id)
+   ) WITHOUT ROWID;
+   CREATE TABLE lease_labels (
+     namespace TEXT NOT NULL,
+     lease_id TEXT NOT NULL,
+     key TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (namespace, lease_id, key),
+     FOREIGN KEY (namespace, lease_id) REFERENCES leases (namespace, id) ON DELETE CASCADE
+   ) WITHOUT ROWID;
+   CREATE TABLE lease_resources (
+     namespace TEXT NOT NULL,
+     lease_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     resource_id TEXT NOT NULL,
+     PRIMARY KEY (namespace, lease_id, type, resource_id),
+     FOREIGN KEY (namespace, lease_id) REFERENCES leases (namespace, id) ON DELETE CASCADE
+   ) WITHOUT ROWID;`,
 ];
 
 export type SqliteDatabase = Database.Database;

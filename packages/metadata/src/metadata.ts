@@ -1,7 +1,17 @@
 import { join } from "node:path";
+import type { ContentStore } from "@berth/content-store";
+import { FailedPreconditionError } from "@berth/errdefs";
 import { pluginType } from "@berth/plugin";
+import { type NamespacedContentOptions, createNamespacedContentStore, registerContentProbe } from "./content.js";
 import { type SqliteDatabase, openDatabase } from "./db.js";
+import { contentResourceKind, contentRootSource, ingestResourceKind, leaseRootSource } from "./gc/builtin.js";
+import { GcLock } from "./gc/lock.js";
+import type { GcResourceKind, GcRootSource } from "./gc/types.js";
+import { LeaseStore } from "./leases.js";
 import { NamespaceStore } from "./namespaces.js";
+
+/** What changed in the database: deletions make the garbage collector run soon, mutations eventually. */
+export type MetadataChange = "delete" | "mutate";
 
 /**
  * The metadata database: namespaced records of every object kind (containerd's `metadata.DB`). Content and
@@ -11,11 +21,76 @@ export class MetadataDb {
   readonly db: SqliteDatabase;
   readonly path: string;
   readonly namespaces: NamespaceStore;
+  readonly leases: LeaseStore;
+  /** Held shared by writers that put data into a backend before recording it, exclusively by the collector. */
+  readonly gcLock = new GcLock();
+  readonly #rootSources: GcRootSource[] = [];
+  readonly #resourceKinds: GcResourceKind[] = [];
+  readonly #listeners = new Set<(change: MetadataChange) => void>();
+  #content: ContentStore | undefined;
+  #contentBackend: ContentStore | undefined;
 
   constructor(path: string) {
     this.path = path;
     this.db = openDatabase({ path });
     this.namespaces = new NamespaceStore(this.db);
+    this.leases = new LeaseStore(this.db, { onDelete: () => this.notifyChange("delete") });
+    registerContentProbe(this);
+    this.addGcRootSource(leaseRootSource(this.db));
+    this.addGcRootSource(contentRootSource(this.db));
+    this.addGcResourceKind(contentResourceKind(this.db));
+    this.addGcResourceKind(ingestResourceKind(this.db));
+  }
+
+  /**
+   * Puts the namespaced content store over a shared backend (containerd's `metadata.NewDB(bolt, cs, ss)`) and
+   * returns it; the collector removes unreferenced blobs from that backend.
+   */
+  attachContent(backend: ContentStore, options?: NamespacedContentOptions): ContentStore {
+    if (this.#contentBackend !== undefined) throw new FailedPreconditionError("content store already attached");
+    this.#contentBackend = backend;
+    this.#content = createNamespacedContentStore(this, backend, options);
+    return this.#content;
+  }
+
+  /** The namespaced content store; FailedPrecondition before `attachContent`. */
+  get content(): ContentStore {
+    if (this.#content === undefined) throw new FailedPreconditionError("no content store attached to metadata");
+    return this.#content;
+  }
+
+  /** The shared backend under the namespaced content store, if attached. */
+  get contentBackend(): ContentStore | undefined {
+    return this.#contentBackend;
+  }
+
+  /** Registers a source of GC roots (images, containers, … as their stores arrive). */
+  addGcRootSource(source: GcRootSource): void {
+    this.#rootSources.push(source);
+  }
+
+  /** Registers a kind of collectable record (snapshots, as snapshotters arrive). */
+  addGcResourceKind(kind: GcResourceKind): void {
+    this.#resourceKinds.push(kind);
+  }
+
+  gcRootSources(): readonly GcRootSource[] {
+    return this.#rootSources;
+  }
+
+  gcResourceKinds(): readonly GcResourceKind[] {
+    return this.#resourceKinds;
+  }
+
+  /** Subscribes to changes (the GC scheduler does). Returns an unsubscribe function. */
+  onChange(listener: (change: MetadataChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Stores call this after they delete (or otherwise change) records. */
+  notifyChange(change: MetadataChange): void {
+    for (const listener of this.#listeners) listener(change);
   }
 
   close(): void {

@@ -117,9 +117,18 @@ export async function loadPlugins(registry: Registry, options: LoadOptions): Pro
       log,
       signal,
       meta,
-      getSingle: (type) => (guard(type), loaded.single(type)),
-      getById: (type, id) => (guard(type), loaded.byId(type, id)),
-      getByType: (type) => (guard(type), loaded.byType(type)),
+      getSingle: (type) => {
+        guard(type);
+        return loaded.single(type);
+      },
+      getById: (type, id) => {
+        guard(type);
+        return loaded.byId(type, id);
+      },
+      getByType: (type) => {
+        guard(type);
+        return loaded.byType(type);
+      },
       plugins: () => loaded.statuses,
     };
     const base = { type: registration.type.name, id: registration.id, requires, meta };

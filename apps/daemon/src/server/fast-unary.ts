@@ -1,7 +1,14 @@
 import type * as http2 from "node:http2";
 import { type DescMethod, type DescService, create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
-import { type ConnectRouter, type HandlerContext, createContextValues } from "@connectrpc/connect";
-import { DeadlineExceededError, GrpcCode, ResourceExhaustedError, errorKind, grpcCodeName, grpcCodeOf } from "@berth/errdefs";
+import type { ConnectRouter, ContextKey, ContextValues, HandlerContext } from "@connectrpc/connect";
+import {
+  DeadlineExceededError,
+  GrpcCode,
+  ResourceExhaustedError,
+  errorKind,
+  grpcCodeName,
+  grpcCodeOf,
+} from "@berth/errdefs";
 import type { Logger } from "@berth/plugin";
 import type { RpcMetrics } from "./interceptors.js";
 
@@ -19,6 +26,28 @@ interface UnaryRoute {
   readonly method: DescMethod;
   readonly fn: UnaryFn;
   readonly rpc: string;
+}
+
+/** A service as plugins register it: its descriptor and implementation (connect's ServiceImpl). */
+export interface ServiceRegistration {
+  readonly desc: DescService;
+  readonly impl: Record<string, unknown>;
+}
+
+/** connect's ContextValues without importing connect at start-up. */
+function contextValues(): ContextValues {
+  const values = new Map<symbol, unknown>();
+  return {
+    get: <T>(key: ContextKey<T>) => (values.has(key.id) ? (values.get(key.id) as T) : key.defaultValue),
+    set<T>(key: ContextKey<T>, value: T) {
+      values.set(key.id, value);
+      return this;
+    },
+    delete(key) {
+      values.delete(key.id);
+      return this;
+    },
+  };
 }
 
 export interface FastUnaryOptions {
@@ -61,23 +90,25 @@ function encodeGrpcMessage(message: string): string {
 
 export class FastUnaryRoutes {
   readonly #routes = new Map<string, UnaryRoute>();
+  readonly services: ServiceRegistration[] = [];
+  /**
+   * What plugins register their services with. Only `service()` is supported: it records the implementation
+   * for the fast path and for connect-node (built later, on the first streaming call).
+   */
+  readonly router: ConnectRouter;
 
-  constructor(private readonly options: FastUnaryOptions) {}
-
-  /** Wraps a router so that every registered service's unary methods are also recorded here. */
-  recordingRouter(router: ConnectRouter): ConnectRouter {
-    const service = (desc: DescService, impl: Record<string, unknown>, opts?: unknown) => {
+  constructor(private readonly options: FastUnaryOptions) {
+    const service = (desc: DescService, impl: Record<string, unknown>) => {
+      this.services.push({ desc, impl });
       for (const method of desc.methods) {
         const fn = impl[method.localName];
         if (method.methodKind !== "unary" || typeof fn !== "function") continue;
         const rpc = `/${desc.typeName}/${method.name}`;
         this.#routes.set(rpc, { service: desc, method, fn: fn.bind(impl) as UnaryFn, rpc });
       }
-      (router.service as (d: DescService, i: unknown, o?: unknown) => void)(desc, impl, opts);
-      return recording;
+      return this.router;
     };
-    const recording = Object.assign(Object.create(router), { service }) as ConnectRouter;
-    return recording;
+    this.router = { service } as unknown as ConnectRouter;
   }
 
   /** Handles the stream if it is a plain unary gRPC call to a known method; returns false otherwise. */
@@ -175,7 +206,7 @@ export class FastUnaryRoutes {
       responseHeader: new Headers(),
       responseTrailer: new Headers(),
       protocolName: "grpc",
-      values: createContextValues(),
+      values: contextValues(),
       url: headers[":path"] as string,
     } as HandlerContext;
   }
@@ -206,7 +237,11 @@ export class FastUnaryRoutes {
   #count(route: UnaryRoute, code: number, started: number): void {
     const m = this.options.metrics;
     if (!m) return;
-    m.handled.inc({ grpc_service: route.service.typeName, grpc_method: route.method.name, grpc_code: grpcCodeName(code) });
+    m.handled.inc({
+      grpc_service: route.service.typeName,
+      grpc_method: route.method.name,
+      grpc_code: grpcCodeName(code),
+    });
     if (m.duration && started) {
       m.duration.observe(
         { grpc_service: route.service.typeName, grpc_method: route.method.name },

@@ -1,10 +1,9 @@
 import { chmod, chown, mkdir, rm } from "node:fs/promises";
 import * as http2 from "node:http2";
 import { dirname } from "node:path";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "@berth/plugin";
-import { FastUnaryRoutes } from "./fast-unary.js";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { FastUnaryRoutes, type ServiceRegistration } from "./fast-unary.js";
 import type { RpcMetrics } from "./interceptors.js";
 
 export interface GrpcServerOptions {
@@ -12,7 +11,6 @@ export interface GrpcServerOptions {
   readonly uid: number;
   readonly gid: number;
   readonly routes: (router: ConnectRouter) => void;
-  readonly interceptors: Interceptor[];
   readonly maxRecvMessageSize: number;
   readonly maxSendMessageSize: number;
   readonly log: Logger;
@@ -26,43 +24,76 @@ export interface GrpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
+type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+
+/** Answers an unknown method the way grpc-go understands: a trailers-only Unimplemented response. */
+function unimplemented(log: Logger) {
+  return (req: { url?: string }, res: unknown) => {
+    const stream = (res as http2.Http2ServerResponse).stream;
+    const path = req.url ?? "";
+    log.debug({ rpc: path }, "unknown method");
+    if (stream && !stream.headersSent && !stream.destroyed) {
+      stream.respond(
+        {
+          ":status": 200,
+          "content-type": "application/grpc",
+          "grpc-status": "12",
+          "grpc-message": encodeURIComponent(`unknown method ${path}`),
+        },
+        { endStream: true },
+      );
+    }
+  };
+}
+
 /**
- * A gRPC (HTTP/2 cleartext) server on a unix socket. Unknown methods get a trailers-only Unimplemented reply:
- * grpc-go reports connect's default 404 as "missing content-type" instead.
+ * Builds connect-node's handler for everything the unary fast path does not take (streams, unknown methods).
+ * Loaded on first use: connect-node and its dependencies are a large share of the daemon's start-up time,
+ * and containerd's clients mostly make unary calls.
  */
-export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
-  const fast = new FastUnaryRoutes(options);
-  const handler = connectNodeAdapter({
-    routes: (router) => options.routes(fast.recordingRouter(router)),
+async function createConnectHandler(
+  options: GrpcServerOptions,
+  services: readonly ServiceRegistration[],
+): Promise<NodeHandler> {
+  const [{ connectNodeAdapter }, { serverInterceptor }] = await Promise.all([
+    import("@connectrpc/connect-node"),
+    import("./interceptors.js"),
+  ]);
+  const interceptors: Interceptor[] = [serverInterceptor(options.log, options.metrics)];
+  return connectNodeAdapter({
+    routes: (router) => {
+      for (const { desc, impl } of services) router.service(desc, impl as never);
+    },
     grpc: true,
     grpcWeb: false,
     connect: false,
-    interceptors: options.interceptors,
+    interceptors,
     readMaxBytes: options.maxRecvMessageSize,
     writeMaxBytes: options.maxSendMessageSize,
-    fallback(req, res) {
-      const stream = (res as unknown as http2.Http2ServerResponse).stream;
-      const path = req.url ?? "";
-      options.log.debug({ rpc: path }, "unknown method");
-      if (stream && !stream.headersSent) {
-        stream.respond(
-          {
-            ":status": 200,
-            "content-type": "application/grpc",
-            "grpc-status": "12",
-            "grpc-message": encodeURIComponent(`unknown method ${path}`),
-          },
-          { endStream: true },
-        );
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    },
+    fallback: unimplemented(options.log),
+  }) as NodeHandler;
+}
+
+/** A gRPC (HTTP/2 cleartext) server on a unix socket. */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
+  const fast = new FastUnaryRoutes(options);
+  options.routes(fast.router);
+
+  let connectHandler: Promise<NodeHandler> | undefined;
+  const server = http2.createServer({ maxSessionMemory: 64 });
+  server.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    connectHandler ??= createConnectHandler(options, fast.services);
+    connectHandler.then(
+      (handle) => handle(req, res),
+      (err) => {
+        options.log.error({ err }, "loading the gRPC stream handler failed");
+        res.stream?.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      },
+    );
   });
-  const server = http2.createServer({ maxSessionMemory: 64 }, handler);
   if (options.fastUnary !== false) {
-    // Node's compat layer listens on "stream" to build req/res for connect; unary calls it knows skip that.
+    // Node's compat layer listens on "stream" to build req/res for the request handler; unary calls with a
+    // known method skip it and are answered directly.
     const compat = server.listeners("stream") as Array<(...args: unknown[]) => void>;
     server.removeAllListeners("stream");
     server.on("stream", (stream, headers, ...rest) => {

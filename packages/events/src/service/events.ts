@@ -5,7 +5,7 @@ import { requireNamespace } from "@berth/identifiers";
 import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { Exchange } from "../exchange.js";
-import { envelopeMatcher } from "../filter.js";
+import { envelopeMatcher, filtersReadEventFields } from "../filter.js";
 import { EnvelopeSchema } from "@berth/api/services/events/v1";
 
 export interface EventsServiceOptions {
@@ -34,7 +34,11 @@ export function eventsService(exchange: Exchange, options: EventsServiceOptions 
       return {};
     },
     async *subscribe(req, ctx) {
-      const match = envelopeMatcher(req.filters);
+      // Decoding events needs every message type of the API: load that registry only when a filter asks.
+      const registry = filtersReadEventFields(req.filters)
+        ? (await import("@berth/api/registry")).apiRegistry
+        : undefined;
+      const match = envelopeMatcher(req.filters, registry);
       const signal = options.shutdown ? AbortSignal.any([ctx.signal, options.shutdown]) : ctx.signal;
       for await (const env of exchange.subscribe({ match, signal })) {
         yield toEnvelopeMessage(env);

@@ -1,2 +1,4 @@
 export { namespacesService } from "./namespaces.js";
-export { namespacesGrpcPlugin } from "./service-plugin.js";
+export { leasesService } from "./leases.js";
+export type { LeasesServiceOptions } from "./leases.js";
+export { namespacesGrpcPlugin, leasesGrpcPlugin } from "./service-plugin.js";

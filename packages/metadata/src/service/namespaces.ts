@@ -4,12 +4,18 @@ import type { Namespaces } from "@berth/api/services/namespaces/v1";
 import { InvalidArgumentError } from "@berth/errdefs";
 import type { Publisher } from "@berth/events";
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { isValidIdentifier, namespaceFromHeaders } from "@berth/identifiers";
 import type { NamespaceStore } from "../namespaces.js";
 
 /**
  * containerd.services.namespaces.v1.Namespaces over the namespace store. Namespaces need no namespace header.
  */
+function eventNamespace(ctx: HandlerContext, fallback: string): string {
+  const caller = namespaceFromHeaders(ctx.requestHeader);
+  return caller !== undefined && isValidIdentifier(caller) ? caller : fallback;
+}
+
 export function namespacesService(store: NamespaceStore, events: Publisher): ServiceImpl<typeof Namespaces> {
   const toProto = (name: string) => ({ name, labels: store.labels(name) });
   return {
@@ -20,18 +26,20 @@ export function namespacesService(store: NamespaceStore, events: Publisher): Ser
     list() {
       return { namespaces: store.list().map(toProto) };
     },
-    create(req) {
+    create(req, ctx) {
       const ns = req.namespace;
       if (!ns) throw new InvalidArgumentError("namespace is required");
       const created = store.create(ns.name, ns.labels);
+      // containerd 1.6 publishes create and update in the caller's namespace (ctr sends "default"), and the
+      // labels as requested; delete is published in the deleted namespace.
       events.publish(
-        created.name,
+        eventNamespace(ctx, ns.name),
         "/namespaces/create",
-        packAny(NamespaceCreateSchema, create(NamespaceCreateSchema, created)),
+        packAny(NamespaceCreateSchema, create(NamespaceCreateSchema, { name: ns.name, labels: ns.labels })),
       );
       return { namespace: toProto(created.name) };
     },
-    update(req) {
+    update(req, ctx) {
       const ns = req.namespace;
       if (!ns) throw new InvalidArgumentError("namespace is required");
       const paths = req.updateMask?.paths ?? [];
@@ -48,9 +56,9 @@ export function namespacesService(store: NamespaceStore, events: Publisher): Ser
       }
       const updated = toProto(ns.name);
       events.publish(
-        ns.name,
+        eventNamespace(ctx, ns.name),
         "/namespaces/update",
-        packAny(NamespaceUpdateSchema, create(NamespaceUpdateSchema, updated)),
+        packAny(NamespaceUpdateSchema, create(NamespaceUpdateSchema, { name: ns.name, labels: ns.labels })),
       );
       return { namespace: updated };
     },

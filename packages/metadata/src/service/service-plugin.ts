@@ -1,7 +1,10 @@
+import { Leases } from "@berth/api/services/leases/v1";
 import { Namespaces } from "@berth/api/services/namespaces/v1";
 import { EventsPlugin } from "@berth/events";
 import { GrpcServicePlugin, definePlugin } from "@berth/plugin";
+import { GcPlugin } from "../gc/plugin.js";
 import { MetadataPlugin } from "../metadata.js";
+import { leasesService } from "./leases.js";
 import { namespacesService } from "./namespaces.js";
 
 export const namespacesGrpcPlugin = definePlugin({
@@ -11,5 +14,19 @@ export const namespacesGrpcPlugin = definePlugin({
   init(ic) {
     const impl = namespacesService(ic.getSingle(MetadataPlugin).namespaces, ic.getSingle(EventsPlugin));
     return { register: (router) => router.service(Namespaces, impl) };
+  },
+});
+
+/** `io.containerd.grpc.v1.leases`: the Leases service; `sync` deletes wait for the GC scheduler's run. */
+export const leasesGrpcPlugin = definePlugin({
+  type: GrpcServicePlugin,
+  id: "leases",
+  requires: [MetadataPlugin, GcPlugin],
+  init(ic) {
+    const gc = ic.getByType(GcPlugin).values().next().value;
+    const impl = leasesService(ic.getSingle(MetadataPlugin).leases, {
+      ...(gc !== undefined ? { collect: () => gc.collect() } : {}),
+    });
+    return { register: (router) => router.service(Leases, impl) };
   },
 });

@@ -1,0 +1,2 @@
+export { createLocalStore } from "./store.js";
+export type { LocalContentStore, LocalStoreOptions } from "./store.js";

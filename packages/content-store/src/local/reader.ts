@@ -1,0 +1,68 @@
+import type { FileHandle } from "node:fs/promises";
+import { FailedPreconditionError, InvalidArgumentError, fromNodeError } from "@berth/errdefs";
+import type { ReaderAt } from "../content.js";
+
+/** Chunk size of `stream()`: the gRPC Read service sends chunks of this size. */
+export const READ_CHUNK_SIZE = 1 << 20;
+
+/**
+ * A reader over one open blob file: every read is a positional read on the same descriptor (no re-open, no
+ * shared file position), so concurrent reads are safe.
+ */
+export class LocalReader implements ReaderAt {
+  readonly size: number;
+  #fh: FileHandle | undefined;
+
+  constructor(fh: FileHandle, size: number) {
+    this.#fh = fh;
+    this.size = size;
+  }
+
+  async readAt(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(offset, length);
+    const n = Math.max(0, Math.min(length, this.size - offset));
+    const buf = Buffer.allocUnsafe(n);
+    const got = await this.#fill(buf, offset);
+    return got === n ? buf : buf.subarray(0, got);
+  }
+
+  async *stream(offset = 0, length = -1): AsyncIterable<Uint8Array> {
+    checkRange(offset, Math.max(length, 0));
+    const end = length < 0 ? this.size : Math.min(this.size, offset + length);
+    let pos = offset;
+    while (pos < end) {
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK_SIZE, end - pos));
+      const got = await this.#fill(buf, pos);
+      if (got === 0) return; // the file shrank under us
+      pos += got;
+      yield got === buf.byteLength ? buf : buf.subarray(0, got);
+    }
+  }
+
+  async close(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close();
+  }
+
+  async #fill(buf: Buffer, position: number): Promise<number> {
+    const fh = this.#fh;
+    if (fh === undefined) throw new FailedPreconditionError("reader is closed");
+    let got = 0;
+    try {
+      while (got < buf.byteLength) {
+        const { bytesRead } = await fh.read(buf, got, buf.byteLength - got, position + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+    } catch (err) {
+      throw fromNodeError(err);
+    }
+    return got;
+  }
+}
+
+function checkRange(offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidArgumentError(`invalid read offset ${offset}`);
+  if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`invalid read length ${length}`);
+}

@@ -1,0 +1,1 @@
+export { createContentClient, WRITE_CHUNK_SIZE } from "./client.js";

@@ -1,0 +1,2 @@
+export { contentService, ctxFromHandler, infoToProto, statusToProto } from "./content.js";
+export type { ContentServiceOptions } from "./content.js";
