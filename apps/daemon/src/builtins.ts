@@ -1,7 +1,8 @@
 import { eventsGrpcPlugin } from "@berth/events/service";
 import { exchangePlugin } from "@berth/events";
-import { metadataPlugin } from "@berth/metadata";
-import { namespacesGrpcPlugin } from "@berth/metadata/service";
+import { localContentPlugin } from "@berth/content-store";
+import { gcSchedulerPlugin, metadataPlugin } from "@berth/metadata";
+import { contentGrpcPlugin, leasesGrpcPlugin, namespacesGrpcPlugin } from "@berth/metadata/service";
 import type { AnyRegistration } from "@berth/plugin";
 import { healthGrpcPlugin } from "./services/health.js";
 import { introspectionGrpcPlugin } from "./services/introspection.js";
@@ -11,9 +12,13 @@ import { versionGrpcPlugin } from "./services/version.js";
 /** Every plugin built into berthd, in registration order (containerd's builtins.go, as a value). */
 export const builtinPlugins: readonly AnyRegistration[] = [
   exchangePlugin,
+  localContentPlugin,
   metadataPlugin,
+  gcSchedulerPlugin,
   versionGrpcPlugin,
   namespacesGrpcPlugin,
+  contentGrpcPlugin,
+  leasesGrpcPlugin,
   eventsGrpcPlugin,
   healthGrpcPlugin,
   eventsTtrpcPlugin,

@@ -7,6 +7,7 @@ import {
   Registry,
   loadPlugins,
 } from "@berth/plugin";
+import { GcPlugin } from "@berth/metadata";
 import { createTtrpcServer, type TtrpcServer } from "@berth/ttrpc";
 import type { DaemonConfig } from "./config/config.js";
 import type { MetricsServer } from "./metrics.js";
@@ -71,6 +72,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       // prom-client only when metrics are asked for: it costs start-up time and memory.
       const { startMetricsServer } = await import("./metrics.js");
       metrics = await startMetricsServer(config.metrics.address, config.metrics.grpcHistogram);
+      for (const gc of plugins.byType(GcPlugin).values()) metrics.addGcStats(() => gc.stats());
     }
     const services = [...plugins.byType(GrpcServicePlugin).values()];
     grpc = await startGrpcServer({

@@ -1,10 +1,13 @@
 import { createServer, type Server } from "node:http";
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { GcSchedulerStats } from "@berth/metadata";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RpcMetrics } from "./server/interceptors.js";
 
 export interface MetricsServer {
   readonly registry: Registry;
   readonly rpc: RpcMetrics;
+  /** Exports the garbage collector's totals, read at scrape time. */
+  addGcStats(stats: () => GcSchedulerStats): void;
   close(): Promise<void>;
 }
 
@@ -56,6 +59,51 @@ export async function startMetricsServer(address: string, histogram: boolean): P
   return {
     registry,
     rpc,
+    addGcStats: (stats) => registerGcMetrics(registry, stats),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/** Collections run, how long they took and what they removed, as totals since start (read at scrape time). */
+function registerGcMetrics(registry: Registry, stats: () => GcSchedulerStats): void {
+  new Gauge({
+    name: "berth_gc_runs_total",
+    help: "Garbage collections run (failed ones included) since start",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      const s = stats();
+      this.set({ result: "ok" }, s.runs - s.failures);
+      this.set({ result: "error" }, s.failures);
+    },
+  });
+  new Gauge({
+    name: "berth_gc_duration_seconds_total",
+    help: "Time spent collecting since start",
+    registers: [registry],
+    collect() {
+      this.set(stats().durationMs / 1000);
+    },
+  });
+  new Gauge({
+    name: "berth_gc_last_duration_seconds",
+    help: "Duration of the last collection",
+    registers: [registry],
+    collect() {
+      const last = stats().last;
+      if (last !== undefined) this.set(last.durationMs / 1000);
+    },
+  });
+  new Gauge({
+    name: "berth_gc_removed_total",
+    help: "Records removed by garbage collection since start, by kind",
+    labelNames: ["kind"],
+    registers: [registry],
+    collect() {
+      const s = stats();
+      for (const [kind, n] of Object.entries(s.removed)) this.set({ kind }, n);
+      this.set({ kind: "blob" }, s.blobsDeleted);
+      this.set({ kind: "ingest" }, s.ingestsAborted);
+    },
+  });
 }

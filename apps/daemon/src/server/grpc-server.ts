@@ -24,6 +24,9 @@ export interface GrpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
+const STREAM_WINDOW_BYTES = 8 << 20;
+const CONNECTION_WINDOW_BYTES = 32 << 20;
+
 type NodeHandler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 
 /** Answers an unknown method the way grpc-go understands: a trailers-only Unimplemented response. */
@@ -80,7 +83,12 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   options.routes(fast.router);
 
   let connectHandler: Promise<NodeHandler> | undefined;
-  const server = http2.createServer({ maxSessionMemory: 64 });
+  // Large flow-control windows: with HTTP/2's 64 KiB default, a client streaming 1 MiB content writes waits for
+  // a WINDOW_UPDATE every 64 KiB (Go's server grows its windows by BDP estimation; Node's does not).
+  const server = http2.createServer({
+    maxSessionMemory: 64,
+    settings: { initialWindowSize: STREAM_WINDOW_BYTES },
+  });
   server.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     connectHandler ??= createConnectHandler(options, fast.services);
     connectHandler.then(
@@ -103,6 +111,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   }
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
   });

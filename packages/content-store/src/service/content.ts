@@ -20,6 +20,8 @@ export interface ContentServiceOptions {
   readonly listBatchSize?: number;
   /** Largest data chunk of a Read message (containerd's copy buffer: 1 MiB). */
   readonly readChunkSize?: number;
+  /** Called after a blob is deleted (the daemon publishes `/content/delete` here, as containerd does). */
+  readonly onDelete?: (ctx: Ctx, digest: string) => void;
 }
 
 type InfoInit = MessageInitShape<typeof InfoSchema>;
@@ -106,7 +108,9 @@ export function contentService(store: ContentStore, options: ContentServiceOptio
 
     async delete(req, hc) {
       const ctx = ctxFromHandler(hc);
-      await store.delete(ctx, checkDigest(req.digest));
+      const digest = checkDigest(req.digest);
+      await store.delete(ctx, digest);
+      options.onDelete?.(ctx, digest);
       return {};
     },
 

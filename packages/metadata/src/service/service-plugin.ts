@@ -1,4 +1,9 @@
+import { packAny } from "@berth/api";
+import { ContentDeleteSchema } from "@berth/api/events";
+import { Content } from "@berth/api/services/content/v1";
 import { Leases } from "@berth/api/services/leases/v1";
+import { contentService } from "@berth/content-store/service";
+import { create } from "@bufbuild/protobuf";
 import { Namespaces } from "@berth/api/services/namespaces/v1";
 import { EventsPlugin } from "@berth/events";
 import { GrpcServicePlugin, definePlugin } from "@berth/plugin";
@@ -28,5 +33,27 @@ export const leasesGrpcPlugin = definePlugin({
       ...(gc !== undefined ? { collect: () => gc.collect() } : {}),
     });
     return { register: (router) => router.service(Leases, impl) };
+  },
+});
+
+/**
+ * `io.containerd.grpc.v1.content`: the Content service over the namespaced store in the metadata database, so a
+ * namespace sees only its own blobs and labels; deletions publish `/content/delete`.
+ */
+export const contentGrpcPlugin = definePlugin({
+  type: GrpcServicePlugin,
+  id: "content",
+  requires: [MetadataPlugin, EventsPlugin],
+  init(ic) {
+    const events = ic.getSingle(EventsPlugin);
+    const impl = contentService(ic.getSingle(MetadataPlugin).content, {
+      onDelete: (ctx, digest) =>
+        events.publish(
+          ctx.namespace,
+          "/content/delete",
+          packAny(ContentDeleteSchema, create(ContentDeleteSchema, { digest })),
+        ),
+    });
+    return { register: (router) => router.service(Content, impl) };
   },
 });

@@ -175,16 +175,28 @@ function ingestCommand(run: RunCommand): Command {
         ) {
           progress = await terminalProgress(ctx.out.stderrTty, ref);
         }
+        const labels = parseLabelArgs(opts.label);
         try {
-          await ingest(client, {
+          const result = await ingest(client, {
             ref,
             expectedDigest,
             expectedSize,
-            labels: parseLabelArgs(opts.label),
+            labels,
             source,
             progress,
             callOptions: () => ({ ...ctx.callOptions(), headers: { [LEASE_HEADER]: leaseId } }),
           });
+          // The blob was already there (ctr stops here, silently): the labels asked for are applied anyway, so
+          // `--label containerd.io/gc.root=…` always leaves the blob rooted.
+          if (result.alreadyExists && result.digest !== undefined && Object.keys(labels).length > 0) {
+            await client.update(
+              {
+                info: { digest: result.digest, labels },
+                updateMask: { paths: Object.keys(labels).map((k) => `labels.${k}`) },
+              },
+              ctx.callOptions(),
+            );
+          }
         } finally {
           await source.close();
           try {

@@ -208,10 +208,13 @@ export async function ingest(client: Client<typeof Content>, opts: IngestOptions
 
     // WRITE: the offsets the daemon must report after each request in flight
     let offset = start;
+    // the daemon's running digest after the last write: names the blob when a commit finds it already there
+    let written = "";
     const inFlight: number[] = [];
     const acknowledge = async () => {
       const want = inFlight.shift() as number;
       const res = await stream.recv();
+      written = res.digest;
       if (Number(res.offset) !== want) {
         throw new CliError(`failed to copy: short write (offset ${res.offset}, expected ${want})`);
       }
@@ -243,7 +246,7 @@ export async function ingest(client: Client<typeof Content>, opts: IngestOptions
     } catch (err) {
       if (isAlreadyExists(fromConnectError(err))) {
         committed = true;
-        return { alreadyExists: true, digest: opts.expectedDigest || undefined, size: offset };
+        return { alreadyExists: true, digest: opts.expectedDigest || written || undefined, size: offset };
       }
       throw new CliError(`failed commit on ref ${JSON.stringify(opts.ref)}: commit failed: ${errorMessage(err)}`);
     }
