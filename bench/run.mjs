@@ -52,16 +52,31 @@ async function loadScenarios() {
   return out;
 }
 
-function targetText(t) {
+// A target is a bound on the berth/containerd ratio ({ max } or { min }), and/or an absolute bound on berth's
+// own median ({ berth: { min } } or { berth: { max } }, in the metric's unit).
+function targetText(t, unit) {
   if (!t) return "";
-  const s = t.max !== undefined ? `≤ ${t.max}×` : `≥ ${t.min}×`;
+  const parts = [];
+  if (t.max !== undefined) parts.push(`≤ ${t.max}×`);
+  if (t.min !== undefined) parts.push(`≥ ${t.min}×`);
+  if (t.berth?.min !== undefined) parts.push(`berth ≥ ${t.berth.min} ${unit}`);
+  if (t.berth?.max !== undefined) parts.push(`berth ≤ ${t.berth.max} ${unit}`);
+  const s = parts.join(", ");
   return t.note ? `${s} (${t.note})` : s;
 }
 
-function judge(t, ratio) {
-  if (!t || !Number.isFinite(ratio)) return "";
-  if (t.max !== undefined) return ratio <= t.max ? "pass" : "FAIL";
-  return ratio >= t.min ? "pass" : "FAIL";
+function judge(t, ratio, berth) {
+  if (!t) return "";
+  const checks = [];
+  if ((t.max !== undefined || t.min !== undefined) && Number.isFinite(ratio)) {
+    checks.push(t.max !== undefined ? ratio <= t.max : ratio >= t.min);
+  }
+  if (t.berth && Number.isFinite(berth)) {
+    if (t.berth.min !== undefined) checks.push(berth >= t.berth.min);
+    if (t.berth.max !== undefined) checks.push(berth <= t.berth.max);
+  }
+  if (!checks.length) return "";
+  return checks.every(Boolean) ? "pass" : "FAIL";
 }
 
 function printTable(rows) {
@@ -72,7 +87,7 @@ function printTable(rows) {
     fmt(r.berth?.median),
     fmt(r.containerd?.median),
     Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}×` : "—",
-    targetText(r.target),
+    targetText(r.target, r.unit),
     r.result,
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
@@ -204,7 +219,7 @@ async function main() {
           per[kind] = { median: median(xs), min, max, samples: xs };
         }
         const ratio = per.berth && per.containerd ? per.berth.median / per.containerd.median : Number.NaN;
-        const result = judge(m.target, ratio);
+        const result = judge(m.target, ratio, per.berth?.median);
         metrics.push({ ...m, ...per, ratio, result });
         rows.push({ scenario: s.name, ...m, ...per, ratio, result });
       }

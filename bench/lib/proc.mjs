@@ -1,6 +1,6 @@
 // Process helpers: cleanup on exit/signal, kill-by-PID, bounded child runs, /proc readings.
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const cleanups = new Set();
@@ -98,22 +98,36 @@ export async function stopPid(pid, { child, graceMs = 10_000, signal = "SIGTERM"
 
 /**
  * Run a command to completion with a time limit; on timeout it is killed by PID.
- * Resolves { code, signal, stdout, stderr, ms }; never rejects on a non-zero exit.
+ * `stdinFile`: a path opened as the child's standard input (a regular file, as with `< file`), instead of
+ * `input`; `discardStdout`: standard output goes to /dev/null (not collected).
+ * Resolves { code, signal, stdout, stderr, ms }; never rejects on a non-zero exit. `ms` runs from spawn to exit.
  */
-export function run(cmd, args, { timeoutMs = 120_000, env, cwd, input } = {}) {
+export function run(cmd, args, { timeoutMs = 120_000, env, cwd, input, stdinFile, discardStdout = false } = {}) {
   return new Promise((resolve, reject) => {
+    const stdinFd = stdinFile === undefined ? undefined : openSync(stdinFile, "r");
     const t0 = performance.now();
-    const child = spawn(cmd, args, { env, cwd, stdio: ["pipe", "pipe", "pipe"] });
+    let child;
+    try {
+      child = spawn(cmd, args, {
+        env,
+        cwd,
+        stdio: [stdinFd ?? "pipe", discardStdout ? "ignore" : "pipe", "pipe"],
+      });
+    } finally {
+      if (stdinFd !== undefined) closeSync(stdinFd);
+    }
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d) => {
+    child.stdout?.setEncoding("utf8").on("data", (d) => {
       stdout += d;
     });
     child.stderr.setEncoding("utf8").on("data", (d) => {
       stderr += d;
     });
-    child.stdin.on("error", () => {});
-    child.stdin.end(input ?? "");
+    if (child.stdin) {
+      child.stdin.on("error", () => {});
+      child.stdin.end(input ?? "");
+    }
     const unregister = onCleanup(() => stopPid(child.pid, { child, graceMs: 2000 }));
     const timer = setTimeout(() => {
       stderr += `\n[bench: timed out after ${timeoutMs} ms, killed]`;

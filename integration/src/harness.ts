@@ -11,7 +11,14 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  Content,
+  WriteAction,
+  type WriteContentRequestSchema,
+  type WriteContentResponse,
+} from "@berth/api/services/content/v1";
 import { Version } from "@berth/api/services/version/v1";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, type Interceptor, type Transport, createClient } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 
@@ -398,7 +405,17 @@ export function spawnCtrFed(socket: string, ...args: string[]): Feeding {
   return spawnTracked(CTR_BIN, ["-a", socket, ...args], "pipe") as Feeding;
 }
 
-function spawnTracked(file: string, args: readonly string[], stdin: "pipe" | "ignore"): Streaming {
+/** Spawns `ctr -a socket ...args` with `file` as its standard input (seekable, as `< file`); tracked like spawnCtr. */
+export function spawnCtrFromFile(socket: string, file: string, ...args: string[]): Streaming {
+  const fd = openSync(file, "r");
+  try {
+    return spawnTracked(CTR_BIN, ["-a", socket, ...args], fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function spawnTracked(file: string, args: readonly string[], stdin: "pipe" | "ignore" | number): Streaming {
   const env = { ...process.env };
   delete env.CONTAINERD_NAMESPACE;
   delete env.CONTAINERD_ADDRESS;
@@ -574,3 +591,193 @@ export function normalise(text: string): string[] {
 }
 
 export { sleep };
+
+// ---------------------------------------------------------------------------------------------------------
+// content, leases and GC helpers
+
+/** A temp dir removed by `stopAll()` (also when the test fails). */
+export function tempDir(prefix = "berth-e2e-tmp-"): Promise<string> {
+  return makeTempDir(prefix);
+}
+
+/** Polls `probe` until it returns a value other than undefined; throws with `what` after `timeoutMs`. */
+export async function waitUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** `sha256:<hex>` of a buffer. */
+export function sha256(data: Uint8Array | string): string {
+  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
+}
+
+/** Digests listed by `ctr content ls -q` in the default namespace (throws when ctr fails). */
+export async function contentDigests(socket: string, namespace = "default"): Promise<string[]> {
+  const res = await ctr(socket, "-n", namespace, "content", "ls", "-q");
+  if (res.code !== 0) throw new Error(`ctr content ls failed (${res.code}): ${res.stderr}`);
+  return res.stdout.split("\n").filter((l) => l !== "");
+}
+
+let gcTriggers = 0;
+
+/**
+ * Makes the daemon collect garbage the way a user would: a deletion (`ctr leases create` + `ctr leases rm`)
+ * schedules a collection in containerd and in berthd.
+ */
+export async function triggerGc(socket: string, namespace = "default"): Promise<void> {
+  // An explicit id: containerd's generated ones are refused now and then (base64url may yield `--`).
+  const id = `gc-trigger-${++gcTriggers}`;
+  const created = await ctr(socket, "-n", namespace, "leases", "create", "--id", id);
+  if (created.code !== 0) throw new Error(`ctr leases create failed: ${created.stderr}`);
+  const removed = await ctr(socket, "-n", namespace, "leases", "rm", id);
+  if (removed.code !== 0) throw new Error(`ctr leases rm failed: ${removed.stderr}`);
+}
+
+/** Polls `ctr content ls -q` until `digest` is no longer listed; returns how long that took. */
+export async function waitGone(socket: string, digest: string, namespace = "default", timeoutMs = 10_000) {
+  const start = Date.now();
+  await waitUntil(
+    `${digest} to be garbage collected`,
+    async () => ((await contentDigests(socket, namespace)).includes(digest) ? undefined : true),
+    timeoutMs,
+    50,
+  );
+  return Date.now() - start;
+}
+
+/**
+ * The request side of a bidirectional stream, pushed by the test (e.g. Content.Write in lock step):
+ * `push` a message, `end` to half-close.
+ */
+export class RequestQueue<T> implements AsyncIterable<T> {
+  readonly #items: T[] = [];
+  #waiting: ((r: IteratorResult<T>) => void) | undefined;
+  #ended = false;
+
+  push(item: T): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    if (waiting) waiting({ value: item, done: false });
+    else this.#items.push(item);
+  }
+
+  end(): void {
+    this.#ended = true;
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => {
+        const item = this.#items.shift();
+        if (item !== undefined) return Promise.resolve({ value: item, done: false });
+        if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => {
+          this.#waiting = resolve;
+        });
+      },
+      return: async () => {
+        this.#ended = true;
+        return { value: undefined, done: true };
+      },
+      throw: async (err: unknown) => {
+        this.#ended = true;
+        throw err;
+      },
+    };
+  }
+}
+
+/**
+ * One Content.Write stream driven request by request (containerd's remote writer): `call` sends a request and
+ * waits for its response; `close` half-closes; `abort` cancels. Headers: namespace and, optionally, a lease.
+ */
+export class WriteSession {
+  readonly #conn: ReturnType<typeof grpcTransport>;
+  readonly #requests = new RequestQueue<MessageInitShape<typeof WriteContentRequestSchema>>();
+  readonly #abort = new AbortController();
+  readonly #responses: AsyncIterator<WriteContentResponse>;
+
+  constructor(socket: string, options: { namespace?: string; lease?: string } = {}) {
+    const lease = options.lease;
+    const interceptors: Interceptor[] =
+      lease === undefined
+        ? []
+        : [
+            (next) => (req) => {
+              req.header.set("containerd-lease", lease);
+              return next(req);
+            },
+          ];
+    this.#conn = grpcTransport(socket, { namespace: options.namespace ?? "default", interceptors });
+    const client = createClient(Content, this.#conn.transport);
+    this.#responses = client.write(this.#requests, { signal: this.#abort.signal })[Symbol.asyncIterator]();
+  }
+
+  async call(req: MessageInitShape<typeof WriteContentRequestSchema>): Promise<WriteContentResponse> {
+    this.#requests.push(req);
+    const next = await this.#responses.next();
+    if (next.done) throw new Error("write stream ended without a response");
+    return next.value;
+  }
+
+  /** Half-closes and waits for the end of the stream. */
+  async close(): Promise<void> {
+    this.#requests.end();
+    try {
+      while (!(await this.#responses.next()).done) {
+        // drain
+      }
+    } finally {
+      this.#conn.close();
+    }
+  }
+
+  abort(): void {
+    this.#requests.end();
+    this.#abort.abort();
+    this.#conn.close();
+  }
+}
+
+/** Writes and commits `data` over gRPC (STAT, WRITE, COMMIT with its digest and size); returns the digest. */
+export async function grpcIngest(
+  socket: string,
+  options: { ref: string; data: Uint8Array; namespace?: string; lease?: string; labels?: Record<string, string> },
+): Promise<string> {
+  const digest = sha256(options.data);
+  const session = new WriteSession(socket, options);
+  try {
+    await session.call({
+      action: WriteAction.STAT,
+      ref: options.ref,
+      total: BigInt(options.data.length),
+      expected: digest,
+    });
+    await session.call({ action: WriteAction.WRITE, offset: 0n, data: options.data });
+    await session.call({
+      action: WriteAction.COMMIT,
+      offset: BigInt(options.data.length),
+      total: BigInt(options.data.length),
+      expected: digest,
+      labels: options.labels ?? {},
+    });
+    await session.close();
+    return digest;
+  } catch (err) {
+    session.abort();
+    throw err;
+  }
+}

@@ -2,8 +2,15 @@ import { eventsGrpcPlugin } from "@berth/events/service";
 import { exchangePlugin } from "@berth/events";
 import { localContentPlugin } from "@berth/content-store";
 import { gcSchedulerPlugin, metadataPlugin } from "@berth/metadata";
-import { contentGrpcPlugin, leasesGrpcPlugin, namespacesGrpcPlugin } from "@berth/metadata/service";
+import {
+  contentGrpcPlugin,
+  imagesGrpcPlugin,
+  leasesGrpcPlugin,
+  namespacesGrpcPlugin,
+  snapshotsGrpcPlugin,
+} from "@berth/metadata/service";
 import type { AnyRegistration } from "@berth/plugin";
+import { nativeSnapshotterPlugin, overlayfsSnapshotterPlugin } from "@berth/snapshotter";
 import { healthGrpcPlugin } from "./services/health.js";
 import { introspectionGrpcPlugin } from "./services/introspection.js";
 import { eventsTtrpcPlugin } from "./services/ttrpc-events.js";
@@ -13,12 +20,16 @@ import { versionGrpcPlugin } from "./services/version.js";
 export const builtinPlugins: readonly AnyRegistration[] = [
   exchangePlugin,
   localContentPlugin,
+  overlayfsSnapshotterPlugin,
+  nativeSnapshotterPlugin,
   metadataPlugin,
   gcSchedulerPlugin,
   versionGrpcPlugin,
   namespacesGrpcPlugin,
   contentGrpcPlugin,
+  imagesGrpcPlugin,
   leasesGrpcPlugin,
+  snapshotsGrpcPlugin,
   eventsGrpcPlugin,
   healthGrpcPlugin,
   eventsTtrpcPlugin,

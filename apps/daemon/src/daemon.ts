@@ -11,6 +11,7 @@ import { GcPlugin } from "@berth/metadata";
 import { createTtrpcServer, type TtrpcServer } from "@berth/ttrpc";
 import type { DaemonConfig } from "./config/config.js";
 import type { MetricsServer } from "./metrics.js";
+import { proxyPluginRegistrations } from "./proxy-plugins.js";
 import { type GrpcServer, startGrpcServer } from "./server/grpc-server.js";
 import { TtrpcServicePlugin } from "./services/ttrpc-events.js";
 import { VERSION, readRevision } from "./version.js";
@@ -40,7 +41,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   await mkdir(config.state, { recursive: true, mode: 0o711 });
 
   const shutdown = new AbortController();
-  const registry = new Registry().registerAll(options.plugins);
+  const registry = new Registry().registerAll([...options.plugins, ...proxyPluginRegistrations(config.proxyPlugins)]);
   const plugins = await loadPlugins(registry, {
     daemon: {
       root: config.root,

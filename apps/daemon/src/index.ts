@@ -18,3 +18,4 @@ export { introspectionGrpcPlugin } from "./services/introspection.js";
 export { healthGrpcPlugin } from "./services/health.js";
 export { createLogger } from "./log.js";
 export { VERSION } from "./version.js";
+export { proxyPluginRegistrations } from "./proxy-plugins.js";

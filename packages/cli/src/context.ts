@@ -1,9 +1,9 @@
 /** What a command's action receives: resolved global options, the output, and typed clients. */
 import type { DescService } from "@bufbuild/protobuf";
-import { type CallOptions, type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { type CallOptions, type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import type { Command } from "commander";
 import { type Env, type GlobalFlags, type GlobalOptions, resolveGlobalOptions } from "./config.js";
-import { type Connection, type ConnectionOptions, createConnection } from "./connection.js";
+import { attachDirectStreams, type Connection, type ConnectionOptions, createConnection } from "./connection.js";
 import { type ByteSource, stdinSource } from "./input.js";
 import type { Output } from "./output.js";
 
@@ -31,6 +31,8 @@ export interface CommandContext {
   readonly clientInfo: ClientInfo;
   /** A client for one service over the shared connection (opened on first use). */
   client<S extends DescService>(service: S): Client<S>;
+  /** The shared connection's transport (opened on first use), for library clients such as the content proxy. */
+  transport(): Transport;
   /** Options for one call: the per-command deadline (`--timeout`) as a remaining `timeoutMs`. */
   callOptions(): CallOptions;
   /** Standard input, opened on first use. */
@@ -78,6 +80,13 @@ export class CommandSession implements CommandContext {
   }
 
   client<S extends DescService>(service: S): Client<S> {
+    const client = createClient(service, this.transport());
+    // calls that frame their own messages (Content.Write) find the session through the client
+    attachDirectStreams(client, this.#connection?.direct);
+    return client;
+  }
+
+  transport(): Transport {
     if (this.#connection === undefined) {
       const connect = this.#deps.connect ?? createConnection;
       this.#connection = connect({
@@ -86,7 +95,7 @@ export class CommandSession implements CommandContext {
         interceptors: this.options.debug ? [debugInterceptor(this.out)] : [],
       });
     }
-    return createClient(service, this.#connection.transport);
+    return this.#connection.transport;
   }
 
   callOptions(): CallOptions {

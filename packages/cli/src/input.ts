@@ -8,8 +8,12 @@ export interface ByteSource {
   readonly size: number | undefined;
   /** True when the source can be positioned (`seek`); otherwise bytes before an offset are read and dropped. */
   readonly seekable: boolean;
-  /** The next bytes, at most `max`, from the current position; an empty array at the end. */
-  read(max: number): Promise<Uint8Array>;
+  /**
+   * The next bytes, at most `max`, from the current position; an empty array at the end. With `into` (at least
+   * `max` bytes), the source may fill it and return a view of it instead of a new buffer: the caller reuses its
+   * buffers once done with their bytes, and large fresh buffers are costly (page faults, then GC).
+   */
+  read(max: number, into?: Buffer): Promise<Uint8Array>;
   /** Positions a seekable source at `offset` from its start. */
   seek(offset: number): Promise<void>;
   close(): Promise<void>;
@@ -41,8 +45,8 @@ export class FileSource implements ByteSource {
     return new FileSource(fd, size, false);
   }
 
-  async read(max: number): Promise<Uint8Array> {
-    const buf = Buffer.allocUnsafe(max);
+  async read(max: number, into?: Buffer): Promise<Uint8Array> {
+    const buf = into !== undefined && into.length >= max ? into.subarray(0, max) : Buffer.allocUnsafe(max);
     const bytesRead =
       typeof this.handle === "number"
         ? await readFd(this.handle, buf, this.#position)
@@ -79,7 +83,7 @@ export class StreamSource implements ByteSource {
     this.#iterator = (stream as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
   }
 
-  async read(max: number): Promise<Uint8Array> {
+  async read(max: number, into?: Buffer): Promise<Uint8Array> {
     while (this.#pendingBytes < max && !this.#ended) {
       const next = await this.#iterator.next();
       if (next.done) {
@@ -90,6 +94,20 @@ export class StreamSource implements ByteSource {
       if (chunk.length === 0) continue;
       this.#pending.push(chunk);
       this.#pendingBytes += chunk.length;
+    }
+    if (into !== undefined && into.length >= max && this.#pending.length > 1) {
+      // gather into the caller's buffer rather than concatenating into a new one
+      let filled = 0;
+      while (filled < max && this.#pending.length > 0) {
+        const chunk = this.#pending[0] as Buffer;
+        const take = Math.min(chunk.length, max - filled);
+        chunk.copy(into, filled, 0, take);
+        filled += take;
+        if (take === chunk.length) this.#pending.shift();
+        else this.#pending[0] = chunk.subarray(take);
+      }
+      this.#pendingBytes -= filled;
+      return into.subarray(0, filled);
     }
     const all = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
     const out = all.subarray(0, Math.min(max, all.length));

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { contentCommand } from "./commands/content/index.js";
 import { eventsCommand } from "./commands/events/index.js";
+import { imagesCommand } from "./commands/images/index.js";
 import { leasesCommand } from "./commands/leases/index.js";
 import { namespacesCommand } from "./commands/namespaces/index.js";
 import { pluginsCommand } from "./commands/plugins/index.js";
@@ -74,7 +75,8 @@ export function createProgram(deps: CliDeps): Command {
     .addCommand(namespacesCommand(run))
     .addCommand(eventsCommand(run))
     .addCommand(contentCommand(run))
-    .addCommand(leasesCommand(run));
+    .addCommand(leasesCommand(run))
+    .addCommand(imagesCommand(run));
 
   configureTree(program, deps);
   return program;

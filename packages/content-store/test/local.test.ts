@@ -18,6 +18,9 @@ contentSuite("local", async () => {
       await store.close();
       await rm(root, { recursive: true, force: true });
     },
+    expireAbandonedIngests: async () => {
+      await store.expireIngests(new Date(Date.now() + 60_000));
+    },
   };
 });
 

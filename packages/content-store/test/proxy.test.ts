@@ -8,7 +8,13 @@ contentSuite(
   "proxy over in-memory gRPC",
   async () => {
     const served = await serveLocal({ namespace: "testsuite" });
-    return { store: createContentClient(served.transport), cleanup: served.cleanup };
+    return {
+      store: createContentClient(served.transport),
+      cleanup: served.cleanup,
+      expireAbandonedIngests: async () => {
+        await served.local.expireIngests(new Date(Date.now() + 60_000));
+      },
+    };
   },
   { ctx: { namespace: "" } },
 );

@@ -68,6 +68,57 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (namespace, lease_id, type, resource_id),
      FOREIGN KEY (namespace, lease_id) REFERENCES leases (namespace, id) ON DELETE CASCADE
    ) WITHOUT ROWID;`,
+  // Images per namespace (containerd's v1/<ns>/images/<name>): target descriptor, labels, target annotations.
+  `CREATE TABLE images (
+     namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     media_type TEXT NOT NULL,
+     digest TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (namespace, name)
+   ) WITHOUT ROWID;
+   CREATE TABLE image_labels (
+     namespace TEXT NOT NULL,
+     name TEXT NOT NULL,
+     key TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (namespace, name, key),
+     FOREIGN KEY (namespace, name) REFERENCES images (namespace, name) ON DELETE CASCADE
+   ) WITHOUT ROWID;
+   CREATE TABLE image_annotations (
+     namespace TEXT NOT NULL,
+     name TEXT NOT NULL,
+     key TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (namespace, name, key),
+     FOREIGN KEY (namespace, name) REFERENCES images (namespace, name) ON DELETE CASCADE
+   ) WITHOUT ROWID;`,
+  // Snapshots per namespace and snapshotter (containerd's v1/<ns>/snapshots/<snapshotter>/<key>): the backend
+  // key (<ns>/<seq>/<key>), the namespace-local parent, times and labels.
+  `CREATE TABLE snapshots (
+     namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+     snapshotter TEXT NOT NULL,
+     key TEXT NOT NULL,
+     backend_key TEXT NOT NULL,
+     parent TEXT NOT NULL DEFAULT '',
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (namespace, snapshotter, key)
+   ) WITHOUT ROWID;
+   CREATE INDEX snapshots_by_parent ON snapshots (namespace, snapshotter, parent);
+   CREATE INDEX snapshots_by_backend_key ON snapshots (snapshotter, backend_key);
+   CREATE TABLE snapshot_labels (
+     namespace TEXT NOT NULL,
+     snapshotter TEXT NOT NULL,
+     key TEXT NOT NULL,
+     label TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (namespace, snapshotter, key, label),
+     FOREIGN KEY (namespace, snapshotter, key) REFERENCES snapshots (namespace, snapshotter, key) ON DELETE CASCADE
+   ) WITHOUT ROWID;
+   CREATE INDEX snapshot_labels_by_label ON snapshot_labels (label);`,
 ];
 
 export type SqliteDatabase = Database.Database;

@@ -8,6 +8,18 @@ export { metadataPlugin } from "./plugin.js";
 export { createNamespacedContentStore, registerContentProbe, DEFAULT_INGEST_EXPIRY_MS } from "./content.js";
 export type { NamespacedContentOptions } from "./content.js";
 export {
+  createNamespacedSnapshotter,
+  collectSnapshotterBackend,
+  inheritedSnapshotLabels,
+  registerSnapshotProbe,
+  snapshotResourceKind,
+  snapshotResourceType,
+  snapshotRootSource,
+  LABEL_SNAPSHOT_REF,
+} from "./snapshots.js";
+export { ImageStore, imageRootSource, registerImageProbe, validateImage } from "./images.js";
+export type { ImageInput, ImageRecord, ImageStoreHooks, ImageTarget } from "./images.js";
+export {
   LeaseStore,
   LABEL_GC_EXPIRE,
   LABEL_GC_FLAT,
@@ -25,6 +37,8 @@ export {
   gcSchedulerPlugin,
   parseGcSchedulerConfig,
   parseGoDuration,
+  formatGoDuration,
+  gcSchedulerConfigToToml,
   LABEL_GC_ROOT,
   LABEL_GC_REF_CONTENT,
   LABEL_GC_REF_SNAPSHOT,

@@ -39,11 +39,12 @@ export interface LeaseStoreHooks {
 }
 
 /**
- * containerd's lease id: `<unix nanoseconds>-<base64url of 3 random bytes>` (what its clients generate, and
- * what the Leases service picks when a Create request has no id).
+ * containerd's lease id (`leases.WithRandomID`, what the Leases service picks when a Create request has no id):
+ * `<nanoseconds within the current second>-<base64url of 3 random bytes>`, e.g. `37327929-TQDU`.
  */
 export function generateLeaseId(): string {
-  const nanos = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+  // Go's t.Nanosecond(): the wall clock's milliseconds within the second, the sub-millisecond part from hrtime
+  const nanos = (Date.now() % 1000) * 1_000_000 + Number(process.hrtime.bigint() % 1_000_000n);
   return `${nanos}-${randomBytes(3).toString("base64url")}`;
 }
 
@@ -121,18 +122,16 @@ export class LeaseStore {
     };
   }
 
-  /** Creates a lease; InvalidArgument for a bad id or labels, AlreadyExists for a duplicate id. */
+  /**
+   * Creates a lease; InvalidArgument for an empty id or bad labels, AlreadyExists for a duplicate id. As in
+   * containerd 1.6, any non-empty id is accepted (it is a bolt bucket name there, not an identifier), and labels
+   * with an empty value are not stored.
+   */
   create(namespace: string, options: CreateLeaseOptions): Lease {
     const { id } = options;
-    const labels = options.labels ?? {};
+    const labels = Object.fromEntries(Object.entries(options.labels ?? {}).filter(([, v]) => v !== ""));
     validateIdentifier(namespace);
     if (id === "") throw new InvalidArgumentError("lease id must be provided");
-    try {
-      validateIdentifier(id);
-    } catch (err) {
-      if (isInvalidArgument(err)) throw new InvalidArgumentError(`lease ${JSON.stringify(id)}`, { cause: err });
-      throw err;
-    }
     validateLabels(labels);
     return this.#db.transaction(() => {
       const now = Date.now();
@@ -164,7 +163,17 @@ export class LeaseStore {
 
   /** Leases of a namespace in id order, matching any of the filters (`id`, `labels.<key>`). */
   list(namespace: string, filters: readonly string[] = []): Lease[] {
-    const filter = parseAll(filters);
+    let filter: ReturnType<typeof parseAll>;
+    try {
+      filter = parseAll(filters);
+    } catch (err) {
+      // containerd's lease manager wraps the parse error in ErrInvalidArgument once more:
+      // "filters: parse error: …: invalid argument: invalid argument"
+      if (isInvalidArgument(err)) {
+        throw new InvalidArgumentError(`${(err as Error).message}: invalid argument`, { cause: err, bare: true });
+      }
+      throw err;
+    }
     const labels = new Map<string, Record<string, string>>();
     for (const { lease_id, key, value } of this.#stmts.labels.all(namespace)) {
       const set = labels.get(lease_id) ?? {};

@@ -1,14 +1,23 @@
 import { join } from "node:path";
 import type { ContentStore } from "@berth/content-store";
-import { FailedPreconditionError } from "@berth/errdefs";
-import { pluginType } from "@berth/plugin";
+import { FailedPreconditionError, NotFoundError } from "@berth/errdefs";
+import { type Logger, pluginType } from "@berth/plugin";
+import type { Snapshotter } from "@berth/snapshotter";
 import { type NamespacedContentOptions, createNamespacedContentStore, registerContentProbe } from "./content.js";
 import { type SqliteDatabase, openDatabase } from "./db.js";
 import { contentResourceKind, contentRootSource, ingestResourceKind, leaseRootSource } from "./gc/builtin.js";
 import { GcLock } from "./gc/lock.js";
 import type { GcResourceKind, GcRootSource } from "./gc/types.js";
+import { ImageStore, imageRootSource, registerImageProbe } from "./images.js";
 import { LeaseStore } from "./leases.js";
 import { NamespaceStore } from "./namespaces.js";
+import {
+  collectSnapshotterBackend,
+  createNamespacedSnapshotter,
+  registerSnapshotProbe,
+  snapshotResourceKind,
+  snapshotRootSource,
+} from "./snapshots.js";
 
 /** What changed in the database: deletions make the garbage collector run soon, mutations eventually. */
 export type MetadataChange = "delete" | "mutate";
@@ -22,6 +31,7 @@ export class MetadataDb {
   readonly path: string;
   readonly namespaces: NamespaceStore;
   readonly leases: LeaseStore;
+  readonly images: ImageStore;
   /** Held shared by writers that put data into a backend before recording it, exclusively by the collector. */
   readonly gcLock = new GcLock();
   readonly #rootSources: GcRootSource[] = [];
@@ -29,17 +39,85 @@ export class MetadataDb {
   readonly #listeners = new Set<(change: MetadataChange) => void>();
   #content: ContentStore | undefined;
   #contentBackend: ContentStore | undefined;
+  readonly #snapshotters = new Map<string, Snapshotter>();
+  readonly #snapshotterBackends = new Map<string, Snapshotter>();
+  /** Snapshotters whose backend may hold snapshots no record names (containerd's dirtySS). */
+  readonly #dirtySnapshotters = new Set<string>();
 
   constructor(path: string) {
     this.path = path;
     this.db = openDatabase({ path });
     this.namespaces = new NamespaceStore(this.db);
     this.leases = new LeaseStore(this.db, { onDelete: () => this.notifyChange("delete") });
+    this.images = new ImageStore(this.db, {
+      onDelete: () => this.notifyChange("delete"),
+      onMutate: () => this.notifyChange("mutate"),
+    });
     registerContentProbe(this);
+    registerImageProbe(this);
+    this.addGcRootSource(imageRootSource(this.db));
     this.addGcRootSource(leaseRootSource(this.db));
     this.addGcRootSource(contentRootSource(this.db));
     this.addGcResourceKind(contentResourceKind(this.db));
     this.addGcResourceKind(ingestResourceKind(this.db));
+    registerSnapshotProbe(this);
+    this.addGcRootSource(snapshotRootSource(this.db));
+    this.addGcResourceKind(snapshotResourceKind(this.db, (name) => this.markSnapshotterDirty(name)));
+  }
+
+  /**
+   * Puts a namespaced snapshotter over a shared backend under `name` (containerd's `metadata.NewDB(bolt, cs,
+   * snapshotters)`) and returns it; the collector removes unrecorded snapshots from that backend.
+   */
+  attachSnapshotter(name: string, backend: Snapshotter): Snapshotter {
+    if (this.#snapshotters.has(name)) throw new FailedPreconditionError(`snapshotter ${name} already attached`);
+    const sn = createNamespacedSnapshotter(this, name, backend);
+    this.#snapshotters.set(name, sn);
+    this.#snapshotterBackends.set(name, backend);
+    // leftovers of an earlier run (a crash between a backend call and its record) go with the first collection
+    this.#dirtySnapshotters.add(name);
+    return sn;
+  }
+
+  /** The namespaced snapshotters by name. */
+  get snapshotters(): ReadonlyMap<string, Snapshotter> {
+    return this.#snapshotters;
+  }
+
+  /** The namespaced snapshotter `name`; NotFound when none is attached under that name. */
+  snapshotter(name: string): Snapshotter {
+    const sn = this.#snapshotters.get(name);
+    if (sn === undefined) throw new NotFoundError(`snapshotter ${name} not loaded`);
+    return sn;
+  }
+
+  /**
+   * Removes from every attached snapshotter backend the snapshots no namespace records (the collector calls
+   * this under the exclusive GC lock, after its sweep). Returns removals by snapshotter.
+   */
+  async collectSnapshotterBackends(log?: Logger): Promise<Record<string, number>> {
+    const dirty = [...this.#dirtySnapshotters];
+    this.#dirtySnapshotters.clear();
+    const out: Record<string, number> = {};
+    await Promise.all(
+      dirty.map(async (name) => {
+        const backend = this.#snapshotterBackends.get(name);
+        if (backend === undefined) return;
+        try {
+          const n = await collectSnapshotterBackend(this.db, name, backend, log);
+          if (n > 0) out[name] = n;
+        } catch (err) {
+          this.#dirtySnapshotters.add(name); // try again next time
+          log?.warn({ snapshotter: name, err }, "snapshotter garbage collection failed");
+        }
+      }),
+    );
+    return out;
+  }
+
+  /** Records that a snapshotter's backend may hold unrecorded snapshots (the next collection looks). */
+  markSnapshotterDirty(name: string): void {
+    this.#dirtySnapshotters.add(name);
   }
 
   /**

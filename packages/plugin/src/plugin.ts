@@ -21,6 +21,8 @@ export interface PluginConfigSpec<C> {
   readonly defaults: C;
   /** Parses the raw TOML table (merged over nothing); throws InvalidArgument on bad input. */
   parse(raw: unknown): C;
+  /** The config as its TOML table (containerd's keys), for `berthd config default`; default: `defaults` as is. */
+  toToml?(config: C): Record<string, unknown>;
 }
 
 export interface PluginPlatform {

@@ -30,7 +30,9 @@ async function resolveConfig(opts: GlobalOptions): Promise<DaemonConfig> {
 
 function pluginDefaults(plugins: readonly AnyRegistration[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const p of plugins) if (p.config) out[`${p.type.name}.${p.id}`] = p.config.defaults;
+  for (const p of plugins) {
+    if (p.config) out[`${p.type.name}.${p.id}`] = p.config.toToml?.(p.config.defaults) ?? p.config.defaults;
+  }
   return out;
 }
 

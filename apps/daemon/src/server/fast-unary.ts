@@ -35,7 +35,7 @@ export interface ServiceRegistration {
 }
 
 /** connect's ContextValues without importing connect at start-up. */
-function contextValues(): ContextValues {
+export function contextValues(): ContextValues {
   const values = new Map<symbol, unknown>();
   return {
     get: <T>(key: ContextKey<T>) => (values.has(key.id) ? (values.get(key.id) as T) : key.defaultValue),
@@ -58,7 +58,7 @@ export interface FastUnaryOptions {
 }
 
 /** Reads request headers the way `Headers.get` does, without building a Headers object. */
-class RequestHeaders {
+export class RequestHeaders {
   constructor(private readonly raw: http2.IncomingHttpHeaders) {}
   get(name: string): string | null {
     const v = this.raw[name.toLowerCase()];
@@ -74,7 +74,7 @@ class RequestHeaders {
 }
 
 /** grpc-timeout: an integer and a unit (H, M, S, m, u, n). */
-function parseTimeout(value: string | undefined): number | undefined {
+export function parseTimeout(value: string | undefined): number | undefined {
   if (!value) return undefined;
   const m = /^(\d{1,8})([HMSmun])$/.exec(value);
   if (!m) return undefined;
@@ -84,7 +84,7 @@ function parseTimeout(value: string | undefined): number | undefined {
 }
 
 /** Percent-encodes a grpc-message as the gRPC spec asks (printable ASCII except '%' stays). */
-function encodeGrpcMessage(message: string): string {
+export function encodeGrpcMessage(message: string): string {
   return message.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }
 

@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import { dirname } from "node:path";
 import type { Logger } from "@berth/plugin";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { FastStreamRoutes } from "./fast-stream.js";
 import { FastUnaryRoutes, type ServiceRegistration } from "./fast-unary.js";
 import type { RpcMetrics } from "./interceptors.js";
 
@@ -17,6 +18,8 @@ export interface GrpcServerOptions {
   readonly metrics?: RpcMetrics;
   /** Serve unary calls on the direct path (default true); false leaves every call to connect-node. */
   readonly fastUnary?: boolean;
+  /** Serve the content streams (Content.Write, Content.Read) on the direct path (default true). */
+  readonly fastStreams?: boolean;
 }
 
 export interface GrpcServer {
@@ -81,6 +84,7 @@ async function createConnectHandler(
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const fast = new FastUnaryRoutes(options);
   options.routes(fast.router);
+  const fastStreams = options.fastStreams === false ? undefined : new FastStreamRoutes(options, fast.services);
 
   let connectHandler: Promise<NodeHandler> | undefined;
   // Large flow-control windows: with HTTP/2's 64 KiB default, a client streaming 1 MiB content writes waits for
@@ -99,13 +103,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       },
     );
   });
-  if (options.fastUnary !== false) {
+  if (options.fastUnary !== false || fastStreams !== undefined) {
     // Node's compat layer listens on "stream" to build req/res for the request handler; unary calls with a
-    // known method skip it and are answered directly.
+    // known method, and the content streams, skip it and are answered directly.
+    const fastUnary = options.fastUnary !== false;
     const compat = server.listeners("stream") as Array<(...args: unknown[]) => void>;
     server.removeAllListeners("stream");
     server.on("stream", (stream, headers, ...rest) => {
-      if (fast.tryHandle(stream, headers)) return;
+      if (fastUnary && fast.tryHandle(stream, headers)) return;
+      if (fastStreams?.tryHandle(stream, headers)) return;
       for (const listener of compat) listener.call(server, stream, headers, ...rest);
     });
   }

@@ -7,15 +7,18 @@ export const READ_CHUNK_SIZE = 1 << 20;
 
 /**
  * A reader over one open blob file: every read is a positional read on the same descriptor (no re-open, no
- * shared file position), so concurrent reads are safe.
+ * shared file position), so concurrent reads are safe. With `release`, the descriptor is shared (the store's
+ * cache of open blobs) and close() hands it back instead of closing it.
  */
 export class LocalReader implements ReaderAt {
   readonly size: number;
   #fh: FileHandle | undefined;
+  readonly #release: (() => Promise<void>) | undefined;
 
-  constructor(fh: FileHandle, size: number) {
+  constructor(fh: FileHandle, size: number, release?: () => Promise<void>) {
     this.#fh = fh;
     this.size = size;
+    this.#release = release;
   }
 
   async readAt(offset: number, length: number): Promise<Uint8Array> {
@@ -42,7 +45,9 @@ export class LocalReader implements ReaderAt {
   async close(): Promise<void> {
     const fh = this.#fh;
     this.#fh = undefined;
-    await fh?.close();
+    if (fh === undefined) return;
+    if (this.#release !== undefined) await this.#release();
+    else await fh.close();
   }
 
   async #fill(buf: Buffer, position: number): Promise<number> {

@@ -70,6 +70,27 @@ interface LabelEntry {
 
 const HASH_BUFFER_SIZE = 4 << 20;
 
+/** How long an open blob file stays cached after its last reader closed. */
+const OPEN_BLOB_IDLE_MS = 2000;
+/** Open blob files cached at most (idle ones beyond this are closed, oldest first). */
+const OPEN_BLOB_MAX = 64;
+
+/**
+ * A committed blob's open file, shared by its readers. Blobs never change after commit, and clients read them in
+ * many small calls (ctr's ReaderAt sends one Read per 32 KiB), so re-opening and stat-ing per call would cost
+ * more than the read itself. A delete evicts the entry; readers already holding it keep reading, as they would
+ * with a file opened before the unlink.
+ */
+interface OpenBlob {
+  readonly digest: string;
+  readonly fh: FileHandle;
+  readonly size: number;
+  refs: number;
+  idleSince: number;
+  /** Evicted: closed when the last reader lets go. */
+  evicted: boolean;
+}
+
 /**
  * Opens a content store in containerd's on-disk layout under `root`:
  * `blobs/<alg>/<hex>` (read-only after commit, mtime = commit time) and
@@ -88,6 +109,10 @@ class LocalStore implements LocalContentStore, WriterHost {
   readonly #labels = new Map<string, LabelEntry>();
   /** Expected digests of ingests, by ref (not part of the on-disk layout; known while the process lives). */
   readonly #expected = new Map<string, string>();
+  readonly #openBlobs = new Map<string, OpenBlob>();
+  /** Bumped by every delete: a file opened before a delete finished is not cached. */
+  #deletes = 0;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(root: string) {
     this.root = root;
@@ -111,18 +136,76 @@ class LocalStore implements LocalContentStore, WriterHost {
   async readerAt(ctx: Ctx, desc: DescriptorLike & { digest: string }): Promise<ReaderAt> {
     ctx.signal?.throwIfAborted();
     const path = this.#blobPath(desc.digest);
-    let fh: FileHandle;
-    try {
-      fh = await open(path, "r");
-    } catch (err) {
-      throw blobError(err, desc.digest);
+    let entry = this.#openBlobs.get(desc.digest);
+    if (entry === undefined) {
+      const deletes = this.#deletes;
+      let fh: FileHandle;
+      try {
+        fh = await open(path, "r");
+      } catch (err) {
+        throw blobError(err, desc.digest);
+      }
+      let size: number;
+      try {
+        size = (await fh.stat()).size;
+      } catch (err) {
+        await fh.close().catch(() => {});
+        throw fromNodeError(err);
+      }
+      const cached = this.#openBlobs.get(desc.digest);
+      if (cached !== undefined) {
+        await fh.close().catch(() => {});
+        entry = cached;
+      } else {
+        entry = { digest: desc.digest, fh, size, refs: 0, idleSince: 0, evicted: deletes !== this.#deletes };
+        if (!entry.evicted) this.#cacheOpenBlob(entry);
+      }
     }
-    try {
-      const st = await fh.stat();
-      return new LocalReader(fh, st.size);
-    } catch (err) {
-      await fh.close().catch(() => {});
-      throw fromNodeError(err);
+    const held = entry;
+    held.refs++;
+    return new LocalReader(held.fh, held.size, () => this.#releaseOpenBlob(held));
+  }
+
+  #cacheOpenBlob(entry: OpenBlob): void {
+    this.#openBlobs.set(entry.digest, entry);
+    if (this.#openBlobs.size > OPEN_BLOB_MAX) this.#sweepOpenBlobs(Number.POSITIVE_INFINITY);
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => this.#sweepOpenBlobs(OPEN_BLOB_IDLE_MS), OPEN_BLOB_IDLE_MS / 2);
+      this.#sweeper.unref();
+    }
+  }
+
+  async #releaseOpenBlob(entry: OpenBlob): Promise<void> {
+    entry.refs--;
+    entry.idleSince = performance.now();
+    if (entry.refs === 0 && entry.evicted) await entry.fh.close().catch(() => {});
+  }
+
+  #evictOpenBlob(digest: string): void {
+    const entry = this.#openBlobs.get(digest);
+    if (entry === undefined) return;
+    this.#openBlobs.delete(digest);
+    entry.evicted = true;
+    if (entry.refs === 0) void entry.fh.close().catch(() => {});
+  }
+
+  /** Closes idle entries unused for `idleMs`; with Infinity, the oldest idle ones until the cache fits. */
+  #sweepOpenBlobs(idleMs: number): void {
+    const now = performance.now();
+    if (idleMs === Number.POSITIVE_INFINITY) {
+      const idle = [...this.#openBlobs.values()].filter((e) => e.refs === 0).sort((a, b) => a.idleSince - b.idleSince);
+      for (const e of idle) {
+        if (this.#openBlobs.size <= OPEN_BLOB_MAX) break;
+        this.#evictOpenBlob(e.digest);
+      }
+    } else {
+      for (const e of [...this.#openBlobs.values()]) {
+        if (e.refs === 0 && now - e.idleSince >= idleMs) this.#evictOpenBlob(e.digest);
+      }
+    }
+    if (this.#openBlobs.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
     }
   }
 
@@ -183,6 +266,9 @@ class LocalStore implements LocalContentStore, WriterHost {
       await unlink(path);
     } catch (err) {
       throw blobError(err, digest);
+    } finally {
+      this.#deletes++;
+      this.#evictOpenBlob(digest);
     }
     this.#labels.delete(digest);
   }
@@ -417,6 +503,9 @@ class LocalStore implements LocalContentStore, WriterHost {
   async close(): Promise<void> {
     const writers = [...this.#locks.values()].flatMap((l) => (l.writer === undefined ? [] : [l.writer]));
     await Promise.all(writers.map((w) => w.close().catch(() => {})));
+    for (const digest of [...this.#openBlobs.keys()]) this.#evictOpenBlob(digest);
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
   }
 
   /** Status fields from an ingest directory (ref excluded). */

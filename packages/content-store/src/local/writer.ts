@@ -37,6 +37,14 @@ export interface LocalWriterInit {
 }
 
 /**
+ * Written bytes after which a writer starts flushing them to disk in the background (fdatasync, one at a time).
+ * Without it the page cache holds the whole ingest until the commit's fsync, which then waits for all of it
+ * (~2.5 s for 1 GiB on a 400 MB/s disk); flushing along the way overlaps that disk time with the transfer, and
+ * the commit still syncs everything before the rename.
+ */
+export const BACKGROUND_SYNC_BYTES = 32 << 20;
+
+/**
  * A writer over one ingest directory. Appends with positional writes at the current offset and feeds the
  * running hash while the write is in flight (the bytes are not modified until the write resolves), so hashing
  * overlaps the I/O. Operations are serialized.
@@ -57,6 +65,11 @@ export class LocalWriter implements Writer {
   #queue: Promise<unknown> = Promise.resolve();
   /** Why the writer can no longer be used ("committed", "closed", "aborted"), or undefined while open. */
   #ended: string | undefined;
+  /** Bytes written since the last background sync started. */
+  #unsynced = 0;
+  /** The background fdatasync in flight; its failure is kept for the commit. */
+  #syncing: Promise<void> | undefined;
+  #syncError: unknown;
 
   constructor(host: WriterHost, init: LocalWriterInit) {
     this.#host = host;
@@ -126,8 +139,28 @@ export class LocalWriter implements Writer {
       }
       this.offset += done;
       this.updatedAt = new Date();
+      this.#unsynced += done;
+      if (this.#unsynced >= BACKGROUND_SYNC_BYTES && this.#syncing === undefined) this.#syncInBackground(fh);
       return this.offset;
     });
+  }
+
+  #syncInBackground(fh: FileHandle): void {
+    this.#unsynced = 0;
+    this.#syncing = fh.datasync().then(
+      () => {
+        this.#syncing = undefined;
+      },
+      (err: unknown) => {
+        this.#syncing = undefined;
+        this.#syncError ??= err;
+      },
+    );
+  }
+
+  /** Waits for the background sync in flight, if any. */
+  async #settleSync(): Promise<void> {
+    await this.#syncing;
   }
 
   truncate(size: 0): Promise<void> {
@@ -135,11 +168,13 @@ export class LocalWriter implements Writer {
       if (size !== 0)
         throw new InvalidArgumentError(`cannot truncate ingest ${this.ref} to ${size}: only 0 is supported`);
       const fh = this.#open();
+      await this.#settleSync();
       await fh.truncate(0).catch((err: unknown) => {
         throw fromNodeError(err);
       });
       this.#hash = createHash(this.algorithm);
       this.offset = 0;
+      this.#unsynced = 0;
       this.updatedAt = new Date();
     });
   }
@@ -148,6 +183,8 @@ export class LocalWriter implements Writer {
     return this.#serial(async () => {
       const fh = this.#open();
       if (expected !== undefined && expected !== "") parseDigest(expected);
+      await this.#settleSync();
+      if (this.#syncError !== undefined) throw fromNodeError(this.#syncError);
       await fh.sync().catch((err: unknown) => {
         throw fromNodeError(err);
       });
@@ -189,6 +226,7 @@ export class LocalWriter implements Writer {
     const fh = this.#fh;
     this.#fh = undefined;
     this.#host.release(this);
+    await this.#settleSync();
     await fh?.close().catch(() => {});
   }
 
@@ -196,6 +234,7 @@ export class LocalWriter implements Writer {
   async closeFile(): Promise<void> {
     const fh = this.#fh;
     this.#fh = undefined;
+    await this.#settleSync();
     await fh?.close();
   }
 

@@ -167,11 +167,13 @@ class RemoteReader implements ReaderAt {
     if (n === 0) return new Uint8Array(0);
     const buf = Buffer.allocUnsafe(n);
     let got = 0;
+    // The stream asks for exactly n bytes: read it to its end rather than break out of it. Leaving early
+    // cancels the call, and a server that never sees the cancellation (the in-memory router transport) keeps
+    // the Read handler, and the blob file it holds open, suspended for good.
     for await (const chunk of this.stream(offset, n)) {
       const take = Math.min(chunk.byteLength, n - got);
-      buf.set(take === chunk.byteLength ? chunk : chunk.subarray(0, take), got);
+      if (take > 0) buf.set(take === chunk.byteLength ? chunk : chunk.subarray(0, take), got);
       got += take;
-      if (got === n) break;
     }
     return got === n ? buf : buf.subarray(0, got);
   }

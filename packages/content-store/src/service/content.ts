@@ -117,8 +117,8 @@ export function contentService(store: ContentStore, options: ContentServiceOptio
     async *read(req, hc) {
       const ctx = ctxFromHandler(hc);
       const digest = checkDigest(req.digest);
-      const offset = toSafeNumber(req.offset, "read offset");
-      if (offset < 0) throw new InvalidArgumentError(`invalid read offset ${offset}`);
+      // containerd's Read treats a negative offset as 0 (contentserver.go), it is not an error.
+      const offset = req.offset < 0n ? 0 : toSafeNumber(req.offset, "read offset");
       const reader = await store.readerAt(ctx, { digest });
       try {
         if (offset > reader.size) {

@@ -7,6 +7,12 @@ import type { ContentStore, Ctx, Info } from "../content.js";
 export interface ContentSuiteFixture {
   readonly store: ContentStore;
   cleanup(): Promise<void>;
+  /**
+   * Optional: makes every abandoned ingest (no writer open, not leased) old enough to expire and runs the
+   * store's expiry (the local store's `expireIngests`, the metadata store's collector). Without it the suite
+   * skips the expiry test.
+   */
+  expireAbandonedIngests?(): Promise<void>;
 }
 
 export type ContentSuiteFactory = () => Promise<ContentSuiteFixture>;
@@ -204,6 +210,79 @@ export function contentSuite(name: string, factory: ContentSuiteFactory, options
       await expectNotFound(store.status(ctx, "third"));
       expect((await readAll(digest)).equals(data)).toBe(true);
       expect(await digests()).toEqual([digest]);
+    });
+
+    it("keeps an ingest consistent across commit errors and reopens", async () => {
+      const c1 = randomBytes(256);
+      const d1 = await ingest("commit-state-seed", c1);
+      const ref = "commit-state";
+
+      // AlreadyExists with the digest given: the ingest is gone, the ref free, the blob intact.
+      let w = await store.writer(ctx, { ref });
+      await w.write(c1);
+      await expectUnavailable(store.writer(ctx, { ref }));
+      await expectAlreadyExists(w.commit(c1.byteLength, d1));
+      await w.close();
+      // And without the digest (the store computes it).
+      w = await store.writer(ctx, { ref });
+      expect((await w.status()).offset).toBe(0);
+      await w.write(c1);
+      await expectAlreadyExists(w.commit(c1.byteLength, undefined));
+      await w.close();
+      await expectNotFound(store.status(ctx, ref));
+
+      // A wrong digest, then a wrong size: FailedPrecondition each time, and the data survives a reopen.
+      const more = Buffer.concat([c1, Buffer.from("more")]);
+      w = await store.writer(ctx, { ref });
+      await w.write(more);
+      await expectFailedPrecondition(w.commit(more.byteLength, digestOf(randomBytes(8))));
+      await w.close();
+      w = await store.writer(ctx, { ref });
+      expect((await w.status()).offset).toBe(more.byteLength);
+      await expectFailedPrecondition(w.commit(c1.byteLength, undefined));
+      await w.close();
+      w = await store.writer(ctx, { ref });
+      await expectUnavailable(store.writer(ctx, { ref }));
+      await w.commit(more.byteLength, undefined);
+      await w.close();
+      expect((await readAll(digestOf(more))).equals(more)).toBe(true);
+
+      // A committed ref is free again and starts empty.
+      w = await store.writer(ctx, { ref });
+      expect((await w.status()).offset).toBe(0);
+      await w.close();
+      expect((await readAll(d1)).equals(c1)).toBe(true);
+      expect(await digests()).toEqual([d1, digestOf(more)].sort());
+    });
+
+    it("refuses to resume an ingest with a different total", async () => {
+      const w = await store.writer(ctx, { ref: "total", desc: { size: 10 } });
+      await w.write(Buffer.from("12345"));
+      await w.close();
+      await expectFailedPrecondition(store.writer(ctx, { ref: "total", desc: { size: 11 } }));
+      // Nothing was lost and the ref is not left locked.
+      const again = await store.writer(ctx, { ref: "total", desc: { size: 10 } });
+      expect(await again.status()).toMatchObject({ offset: 5, total: 10 });
+      await again.close();
+    });
+
+    it("expires abandoned ingests", async (t) => {
+      if (fixture.expireAbandonedIngests === undefined) {
+        t.skip();
+        return;
+      }
+      const old = await store.writer(ctx, { ref: "abandoned" });
+      await old.write(Buffer.from("stale"));
+      await old.close();
+      // A root label keeps the blob from a collecting store's garbage collector.
+      const kept = await ingest("kept", Buffer.from("committed blobs do not expire"), { "containerd.io/gc.root": "x" });
+      await fixture.expireAbandonedIngests();
+      await expectNotFound(store.status(ctx, "abandoned"));
+      expect((await store.listStatuses(ctx)).map((s) => s.ref)).not.toContain("abandoned");
+      expect((await readAll(kept)).toString()).toBe("committed blobs do not expire");
+      const fresh = await store.writer(ctx, { ref: "abandoned" });
+      expect((await fresh.status()).offset).toBe(0);
+      await fresh.close();
     });
 
     it("locks a ref: a second writer gets Unavailable until the first closes", async () => {

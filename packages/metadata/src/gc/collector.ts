@@ -39,14 +39,20 @@ export class GarbageCollector {
       const removed = this.#db.db.transaction(() => this.#markAndSweep(gc)).immediate();
       const metaDurationMs = performance.now() - start;
       const { blobsDeleted, ingestsAborted } = await this.#cleanBackend();
+      const snapshotsRemoved = await this.#db.collectSnapshotterBackends(this.#log);
       const stats: GcStats = {
         removed,
         blobsDeleted,
         ingestsAborted,
+        snapshotsRemoved,
         metaDurationMs,
         durationMs: performance.now() - start,
       };
-      const total = Object.values(removed).reduce((a, b) => a + b, 0) + blobsDeleted + ingestsAborted;
+      const total =
+        Object.values(removed).reduce((a, b) => a + b, 0) +
+        Object.values(snapshotsRemoved).reduce((a, b) => a + b, 0) +
+        blobsDeleted +
+        ingestsAborted;
       const fields = { ...stats, durationMs: round(stats.durationMs), metaDurationMs: round(metaDurationMs) };
       if (total > 0) this.#log.info(fields, "garbage collected");
       else this.#log.debug(fields, "garbage collected");

@@ -14,5 +14,12 @@ export {
   ingestResourceKind,
 } from "./builtin.js";
 export type { GcContext, GcNode, GcResourceKind, GcRoot, GcRootSource, GcStats } from "./types.js";
-export { GcPlugin, gcSchedulerPlugin, parseGcSchedulerConfig, parseGoDuration } from "./plugin.js";
+export {
+  GcPlugin,
+  formatGoDuration,
+  gcSchedulerConfigToToml,
+  gcSchedulerPlugin,
+  parseGcSchedulerConfig,
+  parseGoDuration,
+} from "./plugin.js";
 export type { GcSchedulerConfig } from "./plugin.js";

@@ -44,6 +44,30 @@ export function parseGoDuration(raw: string): number {
   return total;
 }
 
+/** Formats milliseconds as a Go duration (`0s`, `100ms`, `1.5s`, `10m0s`), as containerd prints its config. */
+export function formatGoDuration(ms: number): string {
+  if (ms === 0) return "0s";
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = (ms % 60_000) / 1000;
+  if (h > 0) return `${h}h${m}m${s}s`;
+  if (m > 0) return `${m}m${s}s`;
+  return `${s}s`;
+}
+
+/** The config under containerd's keys (`interval` is Berth's: the periodic collection for expired leases). */
+export function gcSchedulerConfigToToml(c: GcSchedulerConfig): Record<string, unknown> {
+  return {
+    pause_threshold: c.pauseThreshold,
+    deletion_threshold: c.deletionThreshold,
+    mutation_threshold: c.mutationThreshold,
+    schedule_delay: formatGoDuration(c.scheduleDelayMs),
+    startup_delay: formatGoDuration(c.startupDelayMs),
+    interval: formatGoDuration(c.intervalMs),
+  };
+}
+
 /** containerd's `[plugins."io.containerd.gc.v1.scheduler"]` keys. */
 export function parseGcSchedulerConfig(raw: unknown): GcSchedulerConfig {
   if (raw === undefined || raw === null) return DEFAULT_CONFIG;
@@ -81,7 +105,7 @@ export const gcSchedulerPlugin = definePlugin({
   type: GcPlugin,
   id: "scheduler",
   requires: [MetadataPlugin],
-  config: { defaults: DEFAULT_CONFIG, parse: parseGcSchedulerConfig },
+  config: { defaults: DEFAULT_CONFIG, parse: parseGcSchedulerConfig, toToml: gcSchedulerConfigToToml },
   init(ic) {
     const db = ic.getSingle(MetadataPlugin);
     const log = ic.log;

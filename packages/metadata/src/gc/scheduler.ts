@@ -166,7 +166,8 @@ export class GcScheduler {
       s.ingestsAborted += stats.ingestsAborted;
       s.durationMs += stats.durationMs;
       s.last = stats;
-      this.#lastDuration = stats.durationMs;
+      // containerd paces on the time the metadata was locked (GCStats.Elapsed = MetaD), not on backend removals
+      this.#lastDuration = stats.metaDurationMs;
       for (const listener of this.#listeners) {
         try {
           listener(stats);

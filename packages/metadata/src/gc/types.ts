@@ -61,6 +61,8 @@ export interface GcStats {
   readonly blobsDeleted: number;
   /** Backend ingests aborted because no namespace references them any more. */
   readonly ingestsAborted: number;
+  /** Backend snapshots removed because no namespace records them any more, by snapshotter. */
+  readonly snapshotsRemoved?: Readonly<Record<string, number>>;
   /** Time spent marking and sweeping the database (under the transaction), in milliseconds. */
   readonly metaDurationMs: number;
   /** Total time, backend cleanup included, in milliseconds. */

@@ -1,4 +1,7 @@
 export { namespacesService } from "./namespaces.js";
 export { leasesService } from "./leases.js";
 export type { LeasesServiceOptions } from "./leases.js";
-export { namespacesGrpcPlugin, leasesGrpcPlugin, contentGrpcPlugin } from "./service-plugin.js";
+export { imagesService } from "./images.js";
+export type { ImagesServiceOptions } from "./images.js";
+export { namespacesGrpcPlugin, leasesGrpcPlugin, contentGrpcPlugin, imagesGrpcPlugin } from "./service-plugin.js";
+export { snapshotsGrpcPlugin } from "./snapshots.js";

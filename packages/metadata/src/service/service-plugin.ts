@@ -1,6 +1,7 @@
 import { packAny } from "@berth/api";
 import { ContentDeleteSchema } from "@berth/api/events";
 import { Content } from "@berth/api/services/content/v1";
+import { Images } from "@berth/api/services/images/v1";
 import { Leases } from "@berth/api/services/leases/v1";
 import { contentService } from "@berth/content-store/service";
 import { create } from "@bufbuild/protobuf";
@@ -9,6 +10,7 @@ import { EventsPlugin } from "@berth/events";
 import { GrpcServicePlugin, definePlugin } from "@berth/plugin";
 import { GcPlugin } from "../gc/plugin.js";
 import { MetadataPlugin } from "../metadata.js";
+import { imagesService } from "./images.js";
 import { leasesService } from "./leases.js";
 import { namespacesService } from "./namespaces.js";
 
@@ -55,5 +57,22 @@ export const contentGrpcPlugin = definePlugin({
         ),
     });
     return { register: (router) => router.service(Content, impl) };
+  },
+});
+
+/**
+ * `io.containerd.grpc.v1.images`: the Images service over the metadata database's image store; events
+ * `/images/create|update|delete`, and `sync` deletes wait for the GC scheduler's run.
+ */
+export const imagesGrpcPlugin = definePlugin({
+  type: GrpcServicePlugin,
+  id: "images",
+  requires: [MetadataPlugin, EventsPlugin, GcPlugin],
+  init(ic) {
+    const gc = ic.getByType(GcPlugin).values().next().value;
+    const impl = imagesService(ic.getSingle(MetadataPlugin).images, ic.getSingle(EventsPlugin), {
+      ...(gc !== undefined ? { collect: () => gc.collect() } : {}),
+    });
+    return { register: (router) => router.service(Images, impl) };
   },
 });

@@ -7,9 +7,10 @@
 import { isAlreadyExists, isUnavailable } from "@berth/errdefs";
 import { fromConnectError } from "@berth/errdefs/connect";
 import type { Content, WriteContentResponse } from "@berth/api/services/content/v1";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { CallOptions, Client } from "@connectrpc/connect";
+import { directStreamsOf } from "../../connection.js";
 import { CliError, dialError, errorMessage } from "../../errors.js";
+import { openDirectWrite, type WriteChannel, type WriteInit } from "../../fast-write.js";
 import type { ByteSource } from "../../input.js";
 
 /** The size of one WRITE (containerd's copy buffer). */
@@ -21,8 +22,6 @@ export const WRITE_WINDOW = 4;
 const STAT = 0;
 const WRITE = 1;
 const COMMIT = 2;
-
-type WriteInit = MessageInitShape<typeof import("@berth/api/services/content/v1").WriteContentRequestSchema>;
 
 export interface IngestProgress {
   /** The ingest is open at `offset` (non-zero when resumed); `total` is the expected size, when known. */
@@ -97,8 +96,8 @@ class RequestQueue<T> implements AsyncIterable<T> {
   }
 }
 
-/** One Write stream: send requests, receive their responses in order. */
-class WriteStream {
+/** One Write stream through the connect client: send requests, receive their responses in order. */
+class WriteStream implements WriteChannel {
   readonly #requests = new RequestQueue<WriteInit>();
   readonly #abort = new AbortController();
   readonly #responses: AsyncIterator<WriteContentResponse>;
@@ -110,7 +109,7 @@ class WriteStream {
       [Symbol.asyncIterator]();
   }
 
-  send(req: WriteInit): void {
+  async send(req: WriteInit): Promise<void> {
     this.#requests.push(req);
   }
 
@@ -118,11 +117,6 @@ class WriteStream {
     const next = await this.#responses.next();
     if (next.done) throw new CliError("write stream ended without a response");
     return next.value;
-  }
-
-  async call(req: WriteInit): Promise<WriteContentResponse> {
-    this.send(req);
-    return this.recv();
   }
 
   /** Half-closes and waits for the daemon to end the stream. */
@@ -143,6 +137,21 @@ class WriteStream {
   }
 }
 
+/**
+ * Opens a Write stream: framed directly on the connection's HTTP/2 session when the client was made over one
+ * (no copies of the 1 MiB payloads), through the connect client otherwise (in-memory transports, `--debug`).
+ */
+async function openWriteChannel(client: Client<typeof Content>, options: CallOptions): Promise<WriteChannel> {
+  const direct = directStreamsOf(client);
+  return direct !== undefined ? openDirectWrite(direct, options) : new WriteStream(client, options);
+}
+
+/** Sends one request and waits for its response. */
+async function call(stream: WriteChannel, req: WriteInit): Promise<WriteContentResponse> {
+  await stream.send(req);
+  return stream.recv();
+}
+
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -152,12 +161,12 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 async function openWriter(
   client: Client<typeof Content>,
   opts: IngestOptions,
-): Promise<{ stream: WriteStream; stat: WriteContentResponse } | undefined> {
+): Promise<{ stream: WriteChannel; stat: WriteContentResponse } | undefined> {
   let retry = 16;
   for (;;) {
-    const stream = new WriteStream(client, opts.callOptions());
+    const stream = await openWriteChannel(client, opts.callOptions());
     try {
-      const stat = await stream.call({
+      const stat = await call(stream, {
         action: STAT,
         ref: opts.ref,
         total: BigInt(opts.expectedSize),
@@ -206,14 +215,17 @@ export async function ingest(client: Client<typeof Content>, opts: IngestOptions
     opts.progress?.start(start, total);
     if (start > 0) await skipTo(opts.source, start, opts.ref);
 
-    // WRITE: the offsets the daemon must report after each request in flight
+    // WRITE: the offsets the daemon must report after each request in flight, with the buffer each one was
+    // read into; a buffer is reused once its WRITE is acknowledged (the bytes have been sent by then).
     let offset = start;
     // the daemon's running digest after the last write: names the blob when a commit finds it already there
     let written = "";
-    const inFlight: number[] = [];
+    const inFlight: { offset: number; buffer: Buffer }[] = [];
+    const free: Buffer[] = [];
     const acknowledge = async () => {
-      const want = inFlight.shift() as number;
+      const { offset: want, buffer } = inFlight.shift() as { offset: number; buffer: Buffer };
       const res = await stream.recv();
+      free.push(buffer);
       written = res.digest;
       if (Number(res.offset) !== want) {
         throw new CliError(`failed to copy: short write (offset ${res.offset}, expected ${want})`);
@@ -221,11 +233,12 @@ export async function ingest(client: Client<typeof Content>, opts: IngestOptions
       opts.progress?.update(want);
     };
     for (;;) {
-      const data = await opts.source.read(WRITE_CHUNK_BYTES);
+      const buffer = free.pop() ?? Buffer.allocUnsafeSlow(WRITE_CHUNK_BYTES);
+      const data = await opts.source.read(WRITE_CHUNK_BYTES, buffer);
       if (data.length === 0) break;
-      stream.send({ action: WRITE, offset: BigInt(offset), data });
+      await stream.send({ action: WRITE, offset: BigInt(offset), data });
       offset += data.length;
-      inFlight.push(offset);
+      inFlight.push({ offset, buffer });
       if (inFlight.length >= WRITE_WINDOW) await acknowledge();
     }
     while (inFlight.length > 0) await acknowledge();
@@ -236,7 +249,7 @@ export async function ingest(client: Client<typeof Content>, opts: IngestOptions
 
     let res: WriteContentResponse;
     try {
-      res = await stream.call({
+      res = await call(stream, {
         action: COMMIT,
         total: BigInt(size),
         offset: BigInt(offset),

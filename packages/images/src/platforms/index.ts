@@ -1,0 +1,28 @@
+// @berth/images/platforms: containerd's platform specifiers, normalisation and matchers.
+export {
+  all,
+  any,
+  cpuVariant,
+  cpuVariantFromCpuInfo,
+  defaultMatcher,
+  defaultSpec,
+  defaultStrict,
+  defaultString,
+  format,
+  formatAll,
+  hostArch,
+  hostOS,
+  isKnownArch,
+  isKnownOS,
+  newMatcher,
+  normalize,
+  normalizeArch,
+  normalizeOS,
+  only,
+  onlyStrict,
+  ordered,
+  parse,
+  parseAll,
+  platformVector,
+} from "./platforms.js";
+export type { Matcher, MatchComparer, Platform } from "./platforms.js";

@@ -1,0 +1,2 @@
+export { createNativeSnapshotter, copyTree } from "./native.js";
+export type { NativeSnapshotter, NativeSnapshotterOptions } from "./native.js";

@@ -1,0 +1,1 @@
+export { createSnapshotterClient, infoFromProto, kindFromProto, mountFromProto } from "./client.js";
