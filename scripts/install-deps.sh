@@ -2,7 +2,7 @@
 # Debian packages Berth's tests and benchmarks use as real peers. Installs only what is missing.
 set -euo pipefail
 PACKAGES=(containerd runc crun docker-registry skopeo umoci busybox-static hyperfine containernetworking-plugins
-  protobuf-compiler util-linux iproute2 git ca-certificates)
+  protobuf-compiler util-linux iproute2 git ca-certificates zstd gzip tar coreutils)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { gzip as gzipCb } from "node:zlib";
 import { BERTH_CLI, blobFile, MiB, mibPerS, syncDisks, timed } from "./content.mjs";
 import { makeTempDir } from "./daemon.mjs";
-import { onCleanup, run, waitFor } from "./proc.mjs";
+import { onCleanup, processTree, run, waitFor } from "./proc.mjs";
 
 const gzip = promisify(gzipCb);
 
@@ -333,26 +333,44 @@ export async function checkImported(d, archive) {
   }
 }
 
+const CLK_TCK = 100; // Linux USER_HZ (`getconf CLK_TCK`)
+
+/** CPU time (user + system, ms) used so far by the process and its descendants (/proc/PID/stat). */
+export function cpuMsOf(pid) {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    } catch {}
+  }
+  return (ticks * 1000) / CLK_TCK;
+}
+
 /**
  * One sample of an import scenario. Against containerd: `ctr images import --no-unpack` (import_ms); the
  * berth-CLI metric (cli_ms) repeats that number, so its ratio is `berth images import` → berthd against
  * ctr → containerd. Against berthd: the same ctr import, then (after removing it again)
- * `berth images import --no-unpack`. Before each import the image is removed, its blobs collected, and the
- * disks synced.
+ * `berth images import --no-unpack`. daemon_cpu_ms: the daemon's CPU time (user + system, its process tree)
+ * during the ctr import, which the machine's load disturbs much less than wall time. Before each import the
+ * image is removed, its blobs collected, and the disks synced.
  */
 export async function importSample(target, archiveP) {
   const [d, archive] = await Promise.all([target.shared(), archiveP]);
   const ctrImport = async () => {
     await removeImage(d, archive);
     await syncDisks();
+    const cpu0 = cpuMsOf(d.pid);
     const ms = await timed("ctr", ["-a", d.sock, "images", "import", "--no-unpack", archive.path], {
       discardStdout: true,
     });
+    const cpu = cpuMsOf(d.pid) - cpu0;
     await checkImported(d, archive);
-    return ms;
+    return { import_ms: ms, daemon_cpu_ms: cpu, mib_per_s: mibPerS(archive.size, ms) };
   };
-  const importMs = await ctrImport();
-  if (d.kind !== "berth") return { import_ms: importMs, cli_ms: importMs, mib_per_s: mibPerS(archive.size, importMs) };
+  const ctrSample = await ctrImport();
+  if (d.kind !== "berth") return { ...ctrSample, cli_ms: ctrSample.import_ms };
   await removeImage(d, archive);
   await syncDisks();
   const cliMs = await timed(
@@ -361,5 +379,5 @@ export async function importSample(target, archiveP) {
     { discardStdout: true },
   );
   await checkImported(d, archive);
-  return { import_ms: importMs, cli_ms: cliMs, mib_per_s: mibPerS(archive.size, importMs) };
+  return { ...ctrSample, cli_ms: cliMs };
 }

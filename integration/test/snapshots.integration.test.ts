@@ -149,6 +149,12 @@ describe.skipIf(reason !== undefined)(
           const rmParent = record("rm a parent with a child", await snap("rm", "c1"));
           expect(rmParent.code).not.toBe(0);
           expect(rmParent.stderr).toContain("failed precondition");
+          record("view v1 c1", await snap("view", "v1", "c1"));
+          record("mounts v1", await snap("mounts", "/mnt", "v1"));
+          record("commit a view", await snap("commit", "cv", "v1"));
+          record("ls with a view", await snap("ls"));
+          record("rm v1", await snap("rm", "v1"));
+          record("unknown snapshotter", await ctr(d.socket, "-n", ns, "snapshots", "--snapshotter", "nope", "ls"));
           record("rm k2", await snap("rm", "k2"));
           record("rm c1", await snap("rm", "c1"));
           record("ls after rm", await snap("ls"));
@@ -156,6 +162,13 @@ describe.skipIf(reason !== undefined)(
         }
         const berth = outputs.berthd ?? {};
         const containerdOut = outputs.containerd ?? {};
+        // containerd 1.6's native snapshotter fails a view's commit with an lstat error (it measures the missing
+        // dir before checking the kind); berthd answers FailedPrecondition as overlayfs does
+        if (sn === "native") {
+          expect(berth["commit a view"]).toContain("is not active: failed precondition");
+          delete berth["commit a view"];
+          delete containerdOut["commit a view"];
+        }
         for (const step of Object.keys(containerdOut)) {
           const norm = (s: string | undefined) => normalise(s ?? "");
           expect({ step, out: norm(berth[step]) }).toEqual({ step, out: norm(containerdOut[step]) });
@@ -242,6 +255,20 @@ describe.skipIf(reason !== undefined)(
           );
         }
       });
+    });
+
+    test("snapshots survive a berthd restart", async () => {
+      const snap = (...args: string[]) =>
+        ctr(berthd.socket, "-n", "restart", "snapshots", "--snapshotter", "native", ...args);
+      ok(await snap("prepare", "r1"), "prepare");
+      ok(await snap("commit", "rc", "r1"), "commit");
+      ok(await snap("prepare", "r2", "rc"), "prepare r2");
+      const before = normalise(ok(await snap("ls"), "ls"));
+      await berthd.restart();
+      expect(normalise(ok(await snap("ls"), "ls after restart"))).toEqual(before);
+      expect(before).toEqual(["KEY PARENT KIND", "r2 rc Active", "rc Committed"]);
+      ok(await snap("rm", "r2"), "rm r2");
+      ok(await snap("rm", "rc"), "rm rc");
     });
 
     test("/snapshot/prepare, /snapshot/commit and /snapshot/remove appear in ctr events", async () => {

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { Readable } from "node:stream";
 import {
   BerthError,
   CanceledError,
@@ -357,6 +358,24 @@ export async function applyLayer(
   root: string,
   stream: AsyncIterable<Uint8Array>,
   options: ApplyOptions = {},
+): Promise<ApplyResult> {
+  // A Node stream left early by `for await` is destroyed with an AbortError that, emitted after the iterator's
+  // listener is gone, would crash the process: read it without destroy-on-return and close it quietly instead.
+  if (stream instanceof Readable) {
+    const readable = stream;
+    try {
+      return await applyLayerFrom(root, readable.iterator({ destroyOnReturn: false }), options);
+    } finally {
+      if (!readable.destroyed) readable.destroy();
+    }
+  }
+  return applyLayerFrom(root, stream, options);
+}
+
+async function applyLayerFrom(
+  root: string,
+  stream: AsyncIterable<Uint8Array>,
+  options: ApplyOptions,
 ): Promise<ApplyResult> {
   const dir = path.resolve(root);
   if (dir === "/") throw new InvalidArgumentError("apply layer: refusing to apply onto /");

@@ -95,6 +95,9 @@ export async function* throughTransform(
     srcError = err;
     transform.destroy(err);
   });
+  // When the consumer stops early, the async iterator destroys `transform` with an AbortError that nobody else
+  // listens for; real failures still reach the loop below through the iterator.
+  transform.on("error", () => {});
   src.pipe(transform);
   try {
     for await (const chunk of transform as AsyncIterable<Buffer>) yield chunk;
@@ -134,6 +137,8 @@ async function* throughZstdBinary(input: AsyncIterable<Buffer>): AsyncGenerator<
   child.stdin.on("error", () => {
     // EPIPE when zstd exits early; its exit status tells why
   });
+  // an early stop destroys stdout with an AbortError nobody else listens for
+  child.stdout.on("error", () => {});
   src.pipe(child.stdin);
   let done = false;
   try {

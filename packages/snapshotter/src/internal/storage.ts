@@ -158,7 +158,10 @@ export class MetaStore {
   checkCommit(name: string, key: string): Snapshot {
     if (name === "") throw new InvalidArgumentError("snapshot name must not be empty");
     const row = this.#row(key);
-    if (row.kind !== Kind.Active) throw new FailedPreconditionError(`snapshot ${key} is not active`);
+    // containerd's words (overlayfs): "failed to commit snapshot: snapshot "<key>" is not active"
+    if (row.kind !== Kind.Active) {
+      throw new FailedPreconditionError(`failed to commit snapshot: snapshot ${JSON.stringify(key)} is not active`);
+    }
     if (this.#byKey.get(name) !== undefined) throw new AlreadyExistsError(`snapshot ${name}`);
     return this.#snapshot(row);
   }

@@ -257,7 +257,9 @@ function importCommand(run: RunCommand): Command {
             : (await import("node:fs")).createReadStream(file, { highWaterMark: 1 << 20 });
         let total: number | undefined;
         if (file !== "-") total = (await stat(file)).size;
-        const store = await contentStore(ctx);
+        const { Content } = await import("@berth/api/services/content/v1");
+        const { withDirectWriters } = await import("./direct-writer.js");
+        const store = await withDirectWriters(await contentStore(ctx), ctx.client(Content), () => ctx.callOptions());
         const leases = await leasesClient(ctx);
         const { lease } = await leases.create(
           { id: randomLeaseId(), labels: expireLabel(24 * 3600 * 1000) },
