@@ -43,3 +43,4 @@ export {
 } from "./kinds.js";
 export type { ErrorKind, BerthErrorOptions } from "./kinds.js";
 export { GrpcCode, grpcCodeName, grpcCodeOf, grpcCodeOfKind, kindOfGrpcCode, errorFromGrpcCode } from "./grpc-codes.js";
+export { goQuote } from "./go-quote.js";

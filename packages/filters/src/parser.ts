@@ -1,6 +1,5 @@
-import { type BerthError, InvalidArgumentError } from "@berth/errdefs";
+import { type BerthError, InvalidArgumentError, goQuote } from "@berth/errdefs";
 import { type Filter, type Operator, type Selector, allOf, always, anyOf, createSelector } from "./filter.js";
-import { goQuote } from "./internal/go-quote.js";
 import { compileGoRegexp } from "./internal/go-regexp.js";
 import { Scanner, type Token } from "./internal/scanner.js";
 import { unquote } from "./internal/unquote.js";

@@ -1,5 +1,4 @@
-import { InvalidArgumentError } from "@berth/errdefs";
-import { goQuote } from "./internal/go-quote.js";
+import { InvalidArgumentError, goQuote } from "@berth/errdefs";
 
 /** The longest identifier containerd accepts (namespaces, object IDs, topic components). */
 export const MAX_IDENTIFIER_LENGTH = 76;

@@ -1,6 +1,5 @@
-import { InvalidArgumentError } from "@berth/errdefs";
+import { InvalidArgumentError, goQuote } from "@berth/errdefs";
 import { isValidIdentifier, validateIdentifier } from "./identifiers.js";
-import { goQuote } from "./internal/go-quote.js";
 
 /**
  * Checks an event topic as containerd's exchange does: it starts with `/` and every `/`-separated component
