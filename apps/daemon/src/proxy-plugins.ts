@@ -3,7 +3,20 @@ import { ContentPlugin } from "@berth/content-store";
 import { InvalidArgumentError } from "@berth/errdefs";
 import { type AnyRegistration, definePlugin } from "@berth/plugin";
 import { SnapshotPlugin } from "@berth/snapshotter";
+import type { Transport } from "@connectrpc/connect";
 import type { ProxyPluginConfig } from "./config/config.js";
+
+/**
+ * A gRPC transport to a proxy plugin's unix socket, closed when the daemon shuts down. connect-node is loaded
+ * only here, when a proxy is configured: it costs start-up time.
+ */
+async function proxyTransport(address: string, signal: AbortSignal): Promise<Transport> {
+  const { createGrpcTransport, Http2SessionManager } = await import("@connectrpc/connect-node");
+  const baseUrl = "http://localhost";
+  const sessionManager = new Http2SessionManager(baseUrl, undefined, { createConnection: () => net.connect(address) });
+  signal.addEventListener("abort", () => sessionManager.abort(), { once: true });
+  return createGrpcTransport({ baseUrl, sessionManager });
+}
 
 /**
  * `[proxy_plugins.<name>]` entries as plugins: a store served by another process on a unix socket, used through
@@ -20,17 +33,8 @@ export function proxyPluginRegistrations(proxies: Readonly<Record<string, ProxyP
           id: name,
           async init(ic) {
             ic.meta.exports.address = proxy.address;
-            // loaded only when a proxy is configured: connect-node costs start-up time
-            const [{ createGrpcTransport, Http2SessionManager }, { createContentClient }] = await Promise.all([
-              import("@connectrpc/connect-node"),
-              import("@berth/content-store/proxy"),
-            ]);
-            const baseUrl = "http://localhost";
-            const sessionManager = new Http2SessionManager(baseUrl, undefined, {
-              createConnection: () => net.connect(proxy.address),
-            });
-            ic.signal.addEventListener("abort", () => sessionManager.abort(), { once: true });
-            return createContentClient(createGrpcTransport({ baseUrl, sessionManager }));
+            const { createContentClient } = await import("@berth/content-store/proxy");
+            return createContentClient(await proxyTransport(proxy.address, ic.signal));
           },
         });
       case "snapshot":
@@ -39,17 +43,9 @@ export function proxyPluginRegistrations(proxies: Readonly<Record<string, ProxyP
           id: name,
           async init(ic) {
             ic.meta.exports.address = proxy.address;
-            const [{ createGrpcTransport, Http2SessionManager }, { createSnapshotterClient }] = await Promise.all([
-              import("@connectrpc/connect-node"),
-              import("@berth/snapshotter/proxy"),
-            ]);
-            const baseUrl = "http://localhost";
-            const sessionManager = new Http2SessionManager(baseUrl, undefined, {
-              createConnection: () => net.connect(proxy.address),
-            });
-            ic.signal.addEventListener("abort", () => sessionManager.abort(), { once: true });
+            const { createSnapshotterClient } = await import("@berth/snapshotter/proxy");
             // The remote process serves its snapshotter under the proxy's name (containerd's proxy_plugins).
-            return createSnapshotterClient(createGrpcTransport({ baseUrl, sessionManager }), name);
+            return createSnapshotterClient(await proxyTransport(proxy.address, ic.signal), name);
           },
         });
       default:
