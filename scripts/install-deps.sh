@@ -2,7 +2,8 @@
 # Debian packages Berth's tests and benchmarks use as real peers. Installs only what is missing.
 set -euo pipefail
 PACKAGES=(containerd runc crun docker-registry skopeo umoci busybox-static hyperfine containernetworking-plugins
-  protobuf-compiler util-linux iproute2 git ca-certificates zstd gzip tar coreutils)
+  protobuf-compiler util-linux iproute2 git ca-certificates zstd gzip tar coreutils apache2-utils
+  gcc make libc6-dev)  # gcc/make/libc6-dev: @berth/shim's native launcher and N-API addon
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

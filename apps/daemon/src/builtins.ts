@@ -1,8 +1,10 @@
 import { eventsGrpcPlugin } from "@berth/events/service";
 import { exchangePlugin } from "@berth/events";
 import { localContentPlugin } from "@berth/content-store";
+import { diffGrpcPlugin, walkingDifferPlugin } from "@berth/diff/plugin";
 import { gcSchedulerPlugin, metadataPlugin } from "@berth/metadata";
 import {
+  containersGrpcPlugin,
   contentGrpcPlugin,
   imagesGrpcPlugin,
   leasesGrpcPlugin,
@@ -10,6 +12,7 @@ import {
   snapshotsGrpcPlugin,
 } from "@berth/metadata/service";
 import type { AnyRegistration } from "@berth/plugin";
+import { taskRuntimePlugin, tasksGrpcPlugin, tasksServicePlugin } from "@berth/runtime-v2";
 import { nativeSnapshotterPlugin, overlayfsSnapshotterPlugin } from "@berth/snapshotter";
 import { healthGrpcPlugin } from "./services/health.js";
 import { introspectionGrpcPlugin } from "./services/introspection.js";
@@ -24,12 +27,18 @@ export const builtinPlugins: readonly AnyRegistration[] = [
   nativeSnapshotterPlugin,
   metadataPlugin,
   gcSchedulerPlugin,
+  walkingDifferPlugin,
   versionGrpcPlugin,
   namespacesGrpcPlugin,
   contentGrpcPlugin,
   imagesGrpcPlugin,
   leasesGrpcPlugin,
   snapshotsGrpcPlugin,
+  diffGrpcPlugin,
+  containersGrpcPlugin,
+  taskRuntimePlugin,
+  tasksServicePlugin,
+  tasksGrpcPlugin,
   eventsGrpcPlugin,
   healthGrpcPlugin,
   eventsTtrpcPlugin,

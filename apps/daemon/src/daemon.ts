@@ -83,8 +83,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       maxRecvMessageSize: config.grpc.maxRecvMessageSize,
       maxSendMessageSize: config.grpc.maxSendMessageSize,
       routes: (router) => {
-        for (const service of services) service.register(router);
+        for (const service of services) service.register?.(router);
       },
+      lazyServices: services.flatMap((service) => Object.entries(service.lazy ?? {})),
       log,
       metrics: metrics?.rpc,
     });

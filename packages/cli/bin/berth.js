@@ -1,2 +1,6 @@
 #!/usr/bin/env node
-import "../dist/bin/berth.js";
+// The bundled build starts faster (see scripts/bundle.mjs); the plain tsc output is the fallback.
+import { existsSync } from "node:fs";
+
+const bundled = new URL("../bundle/berth.mjs", import.meta.url);
+await import(existsSync(bundled) ? bundled.href : "../dist/bin/berth.js");

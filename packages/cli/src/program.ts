@@ -1,13 +1,6 @@
 /** The `berth` program: global options, the command tree, and running it to an exit status. */
 import { readFileSync } from "node:fs";
-import { Command, CommanderError, Option } from "commander";
-import { contentCommand } from "./commands/content/index.js";
-import { eventsCommand } from "./commands/events/index.js";
-import { imagesCommand } from "./commands/images/index.js";
-import { leasesCommand } from "./commands/leases/index.js";
-import { namespacesCommand } from "./commands/namespaces/index.js";
-import { pluginsCommand } from "./commands/plugins/index.js";
-import { versionCommand } from "./commands/version/index.js";
+import { Command, CommanderError, Option, type ParseOptionsResult } from "commander";
 import { DEFAULT_ADDRESS, DEFAULT_NAMESPACE } from "./config.js";
 import {
   type ClientInfo,
@@ -34,7 +27,125 @@ export function defaultClientInfo(): ClientInfo {
   return { version, revision: "unknown", nodeVersion: process.version };
 }
 
-export function createProgram(deps: CliDeps): Command {
+/** One top-level command: the names it answers to, and its module, imported only when it is needed. */
+interface CommandModule {
+  readonly names: readonly string[];
+  load(run: RunCommand): Promise<Command>;
+}
+
+/**
+ * The top-level commands in help order. Each is its own module (and bundle chunk): a run of berth imports only
+ * the command it was asked for, or all of them when it must show the whole tree (help, an unknown name).
+ * The names must match each command's name and aliases (test/lazy-program.test.ts checks them).
+ */
+export const COMMAND_MODULES: readonly CommandModule[] = [
+  { names: ["version"], load: async (run) => (await import("./commands/version/index.js")).versionCommand(run) },
+  {
+    names: ["plugins", "plugin"],
+    load: async (run) => (await import("./commands/plugins/index.js")).pluginsCommand(run),
+  },
+  {
+    names: ["namespaces", "namespace", "ns"],
+    load: async (run) => (await import("./commands/namespaces/index.js")).namespacesCommand(run),
+  },
+  { names: ["events", "event"], load: async (run) => (await import("./commands/events/index.js")).eventsCommand(run) },
+  { names: ["content"], load: async (run) => (await import("./commands/content/index.js")).contentCommand(run) },
+  { names: ["leases"], load: async (run) => (await import("./commands/leases/index.js")).leasesCommand(run) },
+  {
+    names: ["images", "image", "i"],
+    load: async (run) => (await import("./commands/images/index.js")).imagesCommand(run),
+  },
+  { names: ["run"], load: async (run) => (await import("./commands/run/index.js")).runCommand(run) },
+  {
+    names: ["containers", "c", "container"],
+    load: async (run) => (await import("./commands/containers/index.js")).containersCommand(run),
+  },
+  {
+    names: ["tasks", "t", "task"],
+    load: async (run) => (await import("./commands/tasks/index.js")).tasksCommand(run),
+  },
+  {
+    names: ["snapshots", "snapshot"],
+    load: async (run) => (await import("./commands/snapshots/index.js")).snapshotsCommand(run),
+  },
+];
+
+/** Global options that take a value; `commandNameOf` skips their values. */
+const VALUE_OPTIONS = new Set(["-a", "--address", "-n", "--namespace", "--timeout"]);
+const FLAG_OPTIONS = new Set(["--json", "--debug"]);
+
+/**
+ * The top-level command `argv` invokes, found the way commander will find it (global options first), or
+ * undefined when that is not certain (help, an unknown option or name): then the whole tree is loaded.
+ */
+export function commandModuleOf(argv: readonly string[]): CommandModule | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (VALUE_OPTIONS.has(arg)) {
+      i++;
+      continue;
+    }
+    if (FLAG_OPTIONS.has(arg) || arg.startsWith("--address=") || arg.startsWith("--namespace=")) continue;
+    if (arg.startsWith("--timeout=") || /^-[an]./.test(arg)) continue;
+    if (arg.startsWith("-")) return undefined;
+    return COMMAND_MODULES.find((m) => m.names.includes(arg));
+  }
+  return undefined;
+}
+
+/**
+ * The root command. Global options are read wherever they appear (`berth tasks ls --json`), except after the
+ * invoked command's name when that command has an option of the same name: in `berth tasks kill -a ID` the
+ * `-a` is kill's `--all`, as with ctr, while `berth -a SOCK tasks kill ID` still sets the address.
+ */
+class BerthProgram extends Command {
+  override parseOptions(argv: string[]): ParseOptionsResult {
+    const leaf = leafOf(this, argv);
+    if (leaf === undefined) return super.parseOptions(argv);
+    const own = new Set(leaf.command.options.flatMap((o) => [o.short, o.long]));
+    const shadowed = this.options.filter((o) => own.has(o.short) || own.has(o.long));
+    if (shadowed.length === 0) return super.parseOptions(argv);
+    const head = super.parseOptions(argv.slice(0, leaf.end));
+    // commander keeps a command's options in a public array; hide the shadowed ones while parsing the tail
+    const options = this.options as Option[];
+    const saved = [...options];
+    options.splice(0, options.length, ...saved.filter((o) => !shadowed.includes(o)));
+    try {
+      const tail = super.parseOptions(argv.slice(leaf.end));
+      return { operands: [...head.operands, ...tail.operands], unknown: [...head.unknown, ...tail.unknown] };
+    } finally {
+      options.splice(0, options.length, ...saved);
+    }
+  }
+}
+
+/** The leaf command `argv` invokes and the index just after its name, when the arguments name one plainly. */
+function leafOf(root: Command, argv: readonly string[]): { command: Command; end: number } | undefined {
+  let command = root;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--") return undefined;
+    if (arg.length > 1 && arg.startsWith("-")) {
+      const name = arg.startsWith("--") ? arg.split("=")[0] : arg.slice(0, 2);
+      const option = [...root.options, ...command.options].find((o) => o.long === name || o.short === name);
+      if (option === undefined) return undefined;
+      const inline = arg.includes("=") || (!arg.startsWith("--") && arg.length > 2);
+      if ((option.required || option.optional) && !inline) i++;
+      continue;
+    }
+    const sub = command.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (sub === undefined) return undefined;
+    if (sub.commands.length === 0) return { command: sub, end: i + 1 };
+    command = sub;
+  }
+  return undefined;
+}
+
+/**
+ * The program with the command tree. With `argv`, only the command it invokes is loaded (when that is plain);
+ * without, the whole tree.
+ */
+export async function createProgram(deps: CliDeps, argv?: readonly string[]): Promise<Command> {
   const clientInfo = deps.clientInfo ?? defaultClientInfo();
 
   const run: RunCommand = async (command, body) => {
@@ -52,7 +163,7 @@ export function createProgram(deps: CliDeps): Command {
     }
   };
 
-  const program = new Command("berth")
+  const program = new BerthProgram("berth")
     .description("berth: a command line client for containerd-compatible daemons (berthd, containerd)")
     .addOption(
       new Option(
@@ -69,14 +180,11 @@ export function createProgram(deps: CliDeps): Command {
     .addOption(new Option("--timeout <duration>", "total timeout for the command, e.g. 10s, 500ms (default: none)"))
     .option("--json", "print machine-readable JSON")
     .option("--debug", "trace calls and print stack traces on stderr")
-    .showSuggestionAfterError()
-    .addCommand(versionCommand(run))
-    .addCommand(pluginsCommand(run))
-    .addCommand(namespacesCommand(run))
-    .addCommand(eventsCommand(run))
-    .addCommand(contentCommand(run))
-    .addCommand(leasesCommand(run))
-    .addCommand(imagesCommand(run));
+    .showSuggestionAfterError();
+
+  const invoked = argv === undefined ? undefined : commandModuleOf(argv);
+  const modules = invoked === undefined ? COMMAND_MODULES : [invoked];
+  for (const command of await Promise.all(modules.map((m) => m.load(run)))) program.addCommand(command);
 
   configureTree(program, deps);
   return program;
@@ -90,7 +198,7 @@ function configureTree(command: Command, deps: CliDeps): void {
 
 /** Parses `argv` (user arguments only, without `node` and the script) and runs the command; resolves to the exit status. */
 export async function runCli(argv: readonly string[], deps: CliDeps): Promise<number> {
-  const program = createProgram(deps);
+  const program = await createProgram(deps, argv);
   try {
     await program.parseAsync([...argv], { from: "user" });
     return 0;

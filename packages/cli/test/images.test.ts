@@ -238,7 +238,7 @@ describe("berth images against in-process services", () => {
   it("imports into a second namespace the blobs another namespace already has", async () => {
     const archive = join(dir, "tiny.tar");
     await writeArchive(archive);
-    expect((await run("-n", "one", "images", "import", archive)).code).toBe(0);
+    expect((await run("-n", "one", "images", "import", "--no-unpack", archive)).code).toBe(0);
     const r = await run("-n", "two", "images", "import", "--no-unpack", archive);
     expect(r.err).toBe("");
     expect(r.out).toBe("docker.io/library/tiny:1\n");

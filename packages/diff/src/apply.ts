@@ -21,7 +21,7 @@ import {
 import { type Compression, compressionOfMediaType, decompress } from "./compression.js";
 import { ByteSource } from "./internal/byte-source.js";
 import { RootPath, cleanParts } from "./internal/root-path.js";
-import { lsetxattr, mknod } from "./internal/sys.js";
+import { lgetxattr, llistxattr, lsetxattr, mknod } from "./internal/sys.js";
 import { type TarEntry, TarReader } from "./internal/tar-reader.js";
 
 /** Structural logger (see the style guide, §10). */
@@ -50,6 +50,12 @@ export interface ApplyOptions {
   readonly whiteouts?: "oci" | "overlay";
   /** With whiteouts "overlay": mark opaque dirs with `user.overlay.opaque` (overlay mounted with userxattr). */
   readonly overlayUserXattr?: boolean;
+  /**
+   * Lower directories (top first) of an overlay upper dir being applied to: a parent directory the layer does
+   * not name is created with the mode, owner, times and xattrs it has in the first lower that has it (as
+   * containerd's WithParents), not with the default 0755 root:root.
+   */
+  readonly parents?: readonly string[];
   /** Do not chown entries to the uid/gid in the layer (containerd's WithNoSameOwner). */
   readonly noSameOwner?: boolean;
   readonly signal?: AbortSignal;
@@ -135,8 +141,36 @@ class Applier {
       this.fresh.add(dir);
     } catch (err) {
       if (!fs.lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw err;
+      this.knownDirs.add(dir);
+      return;
     }
     this.knownDirs.add(dir);
+    if (this.opts.parents?.length) this.copyParentDirInfo(dir);
+  }
+
+  /** Gives a directory created implicitly the attributes of the same directory in the first lower having it. */
+  private copyParentDirInfo(dir: string): void {
+    const rel = dir.slice(this.root.length);
+    for (const lower of this.opts.parents ?? []) {
+      const lp = new RootPath(lower).resolve(rel);
+      const st = fs.lstatSync(lp, { throwIfNoEntry: false });
+      if (st === undefined) continue;
+      if (!st.isDirectory()) return; // replaced in a lower layer: keep the defaults
+      fs.chmodSync(dir, st.mode & 0o7777);
+      if (this.isRoot) fs.lchownSync(dir, st.uid, st.gid);
+      for (const name of llistxattr(lp)) {
+        const value = lgetxattr(lp, name);
+        if (value !== null) {
+          try {
+            lsetxattr(dir, name, value);
+          } catch (err) {
+            this.opts.log?.debug({ dir, name, err: String(err) }, "parent xattr not copied");
+          }
+        }
+      }
+      fs.lutimesSync(dir, st.atime, st.mtime);
+      return;
+    }
   }
 
   async entry(e: TarEntry, tr: TarReader): Promise<void> {

@@ -174,7 +174,7 @@ export async function decompress(source: AsyncIterable<Uint8Array>, force?: Comp
       return { compression, stream: input };
     case "gzip": {
       // larger inflate chunks, and a read-ahead so inflating (on the thread pool) overlaps the file writes
-      const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024, readableHighWaterMark: 4 << 20 } as zlib.ZlibOptions);
+      const gunzip = zlib.createGunzip({ chunkSize: 1 << 20, readableHighWaterMark: 4 << 20 } as zlib.ZlibOptions);
       return { compression, stream: throughTransform(input, gunzip, "gzip") };
     }
     case "zstd": {

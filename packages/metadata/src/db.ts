@@ -119,6 +119,39 @@ const MIGRATIONS: readonly string[] = [
      FOREIGN KEY (namespace, snapshotter, key) REFERENCES snapshots (namespace, snapshotter, key) ON DELETE CASCADE
    ) WITHOUT ROWID;
    CREATE INDEX snapshot_labels_by_label ON snapshot_labels (label);`,
+  // Containers per namespace (containerd's v1/<ns>/containers/<id>): runtime, spec and options as packed Anys.
+  `CREATE TABLE containers (
+     namespace TEXT NOT NULL REFERENCES namespaces(name) ON DELETE CASCADE,
+     id TEXT NOT NULL,
+     image TEXT NOT NULL DEFAULT '',
+     runtime_name TEXT NOT NULL,
+     runtime_options_type TEXT,
+     runtime_options BLOB,
+     spec_type TEXT,
+     spec BLOB,
+     snapshotter TEXT NOT NULL DEFAULT '',
+     snapshot_key TEXT NOT NULL DEFAULT '',
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (namespace, id)
+   ) WITHOUT ROWID;
+   CREATE TABLE container_labels (
+     namespace TEXT NOT NULL,
+     id TEXT NOT NULL,
+     key TEXT NOT NULL,
+     value TEXT NOT NULL,
+     PRIMARY KEY (namespace, id, key),
+     FOREIGN KEY (namespace, id) REFERENCES containers (namespace, id) ON DELETE CASCADE
+   ) WITHOUT ROWID;
+   CREATE TABLE container_extensions (
+     namespace TEXT NOT NULL,
+     id TEXT NOT NULL,
+     name TEXT NOT NULL,
+     type_url TEXT NOT NULL,
+     value BLOB NOT NULL,
+     PRIMARY KEY (namespace, id, name),
+     FOREIGN KEY (namespace, id) REFERENCES containers (namespace, id) ON DELETE CASCADE
+   ) WITHOUT ROWID;`,
 ];
 
 export type SqliteDatabase = Database.Database;
@@ -148,10 +181,10 @@ function migrate(db: SqliteDatabase): void {
   if (current > MIGRATIONS.length) {
     throw new Error(`metadata database schema ${current} is newer than this berthd (${MIGRATIONS.length})`);
   }
-  for (let v = current; v < MIGRATIONS.length; v++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[v] as string);
-      db.pragma(`user_version = ${v + 1}`);
-    })();
-  }
+  if (current === MIGRATIONS.length) return;
+  // All pending steps in one transaction: one sync instead of one per step, and never a half-migrated file.
+  db.transaction(() => {
+    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v] as string);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  })();
 }

@@ -17,6 +17,8 @@ export {
   snapshotRootSource,
   LABEL_SNAPSHOT_REF,
 } from "./snapshots.js";
+export { ContainerStore, containerRootSource, registerContainerProbe, validateContainer } from "./containers.js";
+export type { AnyValue, ContainerInput, ContainerRecord, ContainerRuntime, ContainerStoreHooks } from "./containers.js";
 export { ImageStore, imageRootSource, registerImageProbe, validateImage } from "./images.js";
 export type { ImageInput, ImageRecord, ImageStoreHooks, ImageTarget } from "./images.js";
 export {

@@ -8,6 +8,7 @@ import { type SqliteDatabase, openDatabase } from "./db.js";
 import { contentResourceKind, contentRootSource, ingestResourceKind, leaseRootSource } from "./gc/builtin.js";
 import { GcLock } from "./gc/lock.js";
 import type { GcResourceKind, GcRootSource } from "./gc/types.js";
+import { ContainerStore, containerRootSource, registerContainerProbe } from "./containers.js";
 import { ImageStore, imageRootSource, registerImageProbe } from "./images.js";
 import { LeaseStore } from "./leases.js";
 import { NamespaceStore } from "./namespaces.js";
@@ -32,6 +33,7 @@ export class MetadataDb {
   readonly namespaces: NamespaceStore;
   readonly leases: LeaseStore;
   readonly images: ImageStore;
+  readonly containers: ContainerStore;
   /** Held shared by writers that put data into a backend before recording it, exclusively by the collector. */
   readonly gcLock = new GcLock();
   readonly #rootSources: GcRootSource[] = [];
@@ -53,6 +55,12 @@ export class MetadataDb {
       onDelete: () => this.notifyChange("delete"),
       onMutate: () => this.notifyChange("mutate"),
     });
+    this.containers = new ContainerStore(this.db, {
+      onDelete: () => this.notifyChange("delete"),
+      onMutate: () => this.notifyChange("mutate"),
+    });
+    registerContainerProbe(this);
+    this.addGcRootSource(containerRootSource(this.db));
     registerContentProbe(this);
     registerImageProbe(this);
     this.addGcRootSource(imageRootSource(this.db));

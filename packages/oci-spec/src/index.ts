@@ -4,3 +4,4 @@ export * from "./digest/index.js";
 export * from "./media-types/index.js";
 export * from "./image/index.js";
 export * from "./runtime/index.js";
+export * from "./spec/index.js";

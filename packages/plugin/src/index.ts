@@ -17,4 +17,4 @@ export { Registry } from "./registry.js";
 export { loadPlugins, LoadedPlugins } from "./loader.js";
 export type { LoadOptions } from "./loader.js";
 export { GrpcServicePlugin } from "./grpc.js";
-export type { GrpcService } from "./grpc.js";
+export type { GrpcService, GrpcServiceLoader } from "./grpc.js";

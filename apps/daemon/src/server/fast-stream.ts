@@ -290,7 +290,12 @@ export class FastStreamRoutes {
     private readonly options: FastStreamOptions,
     services: readonly ServiceRegistration[],
   ) {
-    const wanted = new Set(options.methods ?? FAST_STREAM_METHODS);
+    this.add(services);
+  }
+
+  /** Takes the fast methods of these services (also of services loaded after start-up). */
+  add(services: readonly ServiceRegistration[]): void {
+    const wanted = new Set(this.options.methods ?? FAST_STREAM_METHODS);
     for (const { desc, impl } of services) {
       for (const method of desc.methods) {
         const rpc = `/${desc.typeName}/${method.name}`;

@@ -88,8 +88,22 @@ export function encodeGrpcMessage(message: string): string {
   return message.replace(/[^\x20-\x24\x26-\x7e]/gu, (c) => encodeURIComponent(c));
 }
 
+/** A service registered to be loaded on its first call. */
+interface LazyEntry {
+  readonly load: () => Promise<(router: ConnectRouter) => void>;
+  loading?: Promise<readonly ServiceRegistration[]>;
+}
+
+/** The service type name of a gRPC path (`/pkg.Service/Method` → `pkg.Service`). */
+function serviceOfPath(path: string | undefined): string | undefined {
+  if (path === undefined || path[0] !== "/") return undefined;
+  const slash = path.indexOf("/", 1);
+  return slash > 1 ? path.slice(1, slash) : undefined;
+}
+
 export class FastUnaryRoutes {
   readonly #routes = new Map<string, UnaryRoute>();
+  readonly #lazy = new Map<string, LazyEntry>();
   readonly services: ServiceRegistration[] = [];
   /**
    * What plugins register their services with. Only `service()` is supported: it records the implementation
@@ -109,6 +123,36 @@ export class FastUnaryRoutes {
       return this.router;
     };
     this.router = { service } as unknown as ConnectRouter;
+  }
+
+  /** Registers a service that is loaded (descriptor, implementation) on its first call. */
+  lazy(typeName: string, load: () => Promise<(router: ConnectRouter) => void>): void {
+    this.#lazy.set(typeName, { load });
+  }
+
+  /** The not-yet-loaded lazy service a call path names, if any. */
+  pendingService(path: string | undefined): string | undefined {
+    const service = serviceOfPath(path);
+    return service !== undefined && this.#lazy.has(service) ? service : undefined;
+  }
+
+  /** Loads a lazy service once (concurrent first calls share the load); resolves to what it registered. */
+  loadService(typeName: string): Promise<readonly ServiceRegistration[]> {
+    const entry = this.#lazy.get(typeName);
+    if (entry === undefined) return Promise.resolve([]);
+    entry.loading ??= entry.load().then(
+      (register) => {
+        const before = this.services.length;
+        register(this.router);
+        this.#lazy.delete(typeName);
+        return this.services.slice(before);
+      },
+      (err: unknown) => {
+        entry.loading = undefined; // a later call tries again
+        throw err;
+      },
+    );
+    return entry.loading;
   }
 
   /** Handles the stream if it is a plain unary gRPC call to a known method; returns false otherwise. */
@@ -194,6 +238,9 @@ export class FastUnaryRoutes {
       }
       return signal;
     };
+    // Node builds the Web Headers class on first use (loading undici): make response headers on demand too.
+    let responseHeader: Headers | undefined;
+    let responseTrailer: Headers | undefined;
     return {
       method: route.method,
       service: route.service,
@@ -203,8 +250,14 @@ export class FastUnaryRoutes {
       timeoutMs: () => timeout,
       requestMethod: "POST",
       requestHeader: new RequestHeaders(headers) as unknown as Headers,
-      responseHeader: new Headers(),
-      responseTrailer: new Headers(),
+      get responseHeader() {
+        responseHeader ??= new Headers();
+        return responseHeader;
+      },
+      get responseTrailer() {
+        responseTrailer ??= new Headers();
+        return responseTrailer;
+      },
       protocolName: "grpc",
       values: contextValues(),
       url: headers[":path"] as string,

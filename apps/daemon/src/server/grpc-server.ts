@@ -12,6 +12,8 @@ export interface GrpcServerOptions {
   readonly uid: number;
   readonly gid: number;
   readonly routes: (router: ConnectRouter) => void;
+  /** Services loaded on their first call: full type name → loader. */
+  readonly lazyServices?: Iterable<readonly [string, () => Promise<(router: ConnectRouter) => void>]>;
   readonly maxRecvMessageSize: number;
   readonly maxSendMessageSize: number;
   readonly log: Logger;
@@ -84,9 +86,14 @@ async function createConnectHandler(
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const fast = new FastUnaryRoutes(options);
   options.routes(fast.router);
+  for (const [typeName, load] of options.lazyServices ?? []) fast.lazy(typeName, load);
   const fastStreams = options.fastStreams === false ? undefined : new FastStreamRoutes(options, fast.services);
+  const fastUnary = options.fastUnary !== false;
 
+  // connect-node's handler is built on the first call it must take, and again when lazy services were loaded
+  // since (connect's router is fixed at creation).
   let connectHandler: Promise<NodeHandler> | undefined;
+  let connectServices = 0;
   // Large flow-control windows: with HTTP/2's 64 KiB default, a client streaming 1 MiB content writes waits for
   // a WINDOW_UPDATE every 64 KiB (Go's server grows its windows by BDP estimation; Node's does not).
   const server = http2.createServer({
@@ -94,7 +101,15 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     settings: { initialWindowSize: STREAM_WINDOW_BYTES },
   });
   server.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-    connectHandler ??= createConnectHandler(options, fast.services);
+    if (connectHandler === undefined || connectServices !== fast.services.length) {
+      connectServices = fast.services.length;
+      const building = createConnectHandler(options, [...fast.services]);
+      connectHandler = building;
+      // A failed load is not kept: the next call tries again.
+      building.catch(() => {
+        if (connectHandler === building) connectHandler = undefined;
+      });
+    }
     connectHandler.then(
       (handle) => handle(req, res),
       (err) => {
@@ -103,18 +118,42 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       },
     );
   });
-  if (options.fastUnary !== false || fastStreams !== undefined) {
-    // Node's compat layer listens on "stream" to build req/res for the request handler; unary calls with a
-    // known method, and the content streams, skip it and are answered directly.
-    const fastUnary = options.fastUnary !== false;
-    const compat = server.listeners("stream") as Array<(...args: unknown[]) => void>;
-    server.removeAllListeners("stream");
-    server.on("stream", (stream, headers, ...rest) => {
-      if (fastUnary && fast.tryHandle(stream, headers)) return;
-      if (fastStreams?.tryHandle(stream, headers)) return;
-      for (const listener of compat) listener.call(server, stream, headers, ...rest);
-    });
-  }
+  // Node's compat layer listens on "stream" to build req/res for the request handler; unary calls with a
+  // known method, and the content streams, skip it and are answered directly.
+  const compat = server.listeners("stream") as Array<(...args: unknown[]) => void>;
+  server.removeAllListeners("stream");
+  const dispatch = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, rest: unknown[]) => {
+    if (fastUnary && fast.tryHandle(stream, headers)) return;
+    if (fastStreams?.tryHandle(stream, headers)) return;
+    for (const listener of compat) listener.call(server, stream, headers, ...rest);
+  };
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, ...rest: unknown[]) => {
+    const pending = fast.pendingService(headers[":path"]);
+    if (pending === undefined) {
+      dispatch(stream, headers, rest);
+      return;
+    }
+    // The request body waits in the (paused) stream while the service loads.
+    fast.loadService(pending).then(
+      (added) => {
+        fastStreams?.add(added);
+        dispatch(stream, headers, rest);
+      },
+      (err: unknown) => {
+        options.log.error({ err, service: pending }, "loading a gRPC service failed");
+        if (stream.destroyed || stream.headersSent) return;
+        stream.respond(
+          {
+            ":status": 200,
+            "content-type": "application/grpc",
+            "grpc-status": "14",
+            "grpc-message": encodeURIComponent(`loading service ${pending} failed`),
+          },
+          { endStream: true },
+        );
+      },
+    );
+  });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);

@@ -3,5 +3,12 @@ export { leasesService } from "./leases.js";
 export type { LeasesServiceOptions } from "./leases.js";
 export { imagesService } from "./images.js";
 export type { ImagesServiceOptions } from "./images.js";
-export { namespacesGrpcPlugin, leasesGrpcPlugin, contentGrpcPlugin, imagesGrpcPlugin } from "./service-plugin.js";
+export {
+  namespacesGrpcPlugin,
+  leasesGrpcPlugin,
+  contentGrpcPlugin,
+  imagesGrpcPlugin,
+  containersGrpcPlugin,
+} from "./service-plugin.js";
+export { containersService } from "./containers.js";
 export { snapshotsGrpcPlugin } from "./snapshots.js";

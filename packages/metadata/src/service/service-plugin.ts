@@ -1,26 +1,29 @@
-import { packAny } from "@berth/api";
-import { ContentDeleteSchema } from "@berth/api/events";
-import { Content } from "@berth/api/services/content/v1";
-import { Images } from "@berth/api/services/images/v1";
-import { Leases } from "@berth/api/services/leases/v1";
-import { contentService } from "@berth/content-store/service";
-import { create } from "@bufbuild/protobuf";
-import { Namespaces } from "@berth/api/services/namespaces/v1";
+// Registrations of the metadata-backed gRPC services. Each service's descriptor and implementation load on its
+// first call (see GrpcService.lazy): they are a large share of berthd's start-up otherwise.
 import { EventsPlugin } from "@berth/events";
 import { GrpcServicePlugin, definePlugin } from "@berth/plugin";
 import { GcPlugin } from "../gc/plugin.js";
 import { MetadataPlugin } from "../metadata.js";
-import { imagesService } from "./images.js";
-import { leasesService } from "./leases.js";
-import { namespacesService } from "./namespaces.js";
 
+/** `io.containerd.grpc.v1.namespaces`: the Namespaces service; events `/namespaces/create|update|delete`. */
 export const namespacesGrpcPlugin = definePlugin({
   type: GrpcServicePlugin,
   id: "namespaces",
   requires: [MetadataPlugin, EventsPlugin],
   init(ic) {
-    const impl = namespacesService(ic.getSingle(MetadataPlugin).namespaces, ic.getSingle(EventsPlugin));
-    return { register: (router) => router.service(Namespaces, impl) };
+    const store = ic.getSingle(MetadataPlugin).namespaces;
+    const events = ic.getSingle(EventsPlugin);
+    return {
+      lazy: {
+        "containerd.services.namespaces.v1.Namespaces": async () => {
+          const [{ Namespaces }, { namespacesService }] = await Promise.all([
+            import("@berth/api/services/namespaces/v1"),
+            import("./namespaces.js"),
+          ]);
+          return (router) => router.service(Namespaces, namespacesService(store, events));
+        },
+      },
+    };
   },
 });
 
@@ -31,10 +34,19 @@ export const leasesGrpcPlugin = definePlugin({
   requires: [MetadataPlugin, GcPlugin],
   init(ic) {
     const gc = ic.getByType(GcPlugin).values().next().value;
-    const impl = leasesService(ic.getSingle(MetadataPlugin).leases, {
-      ...(gc !== undefined ? { collect: () => gc.collect() } : {}),
-    });
-    return { register: (router) => router.service(Leases, impl) };
+    const store = ic.getSingle(MetadataPlugin).leases;
+    return {
+      lazy: {
+        "containerd.services.leases.v1.Leases": async () => {
+          const [{ Leases }, { leasesService }] = await Promise.all([
+            import("@berth/api/services/leases/v1"),
+            import("./leases.js"),
+          ]);
+          const impl = leasesService(store, { ...(gc !== undefined ? { collect: () => gc.collect() } : {}) });
+          return (router) => router.service(Leases, impl);
+        },
+      },
+    };
   },
 });
 
@@ -48,15 +60,31 @@ export const contentGrpcPlugin = definePlugin({
   requires: [MetadataPlugin, EventsPlugin],
   init(ic) {
     const events = ic.getSingle(EventsPlugin);
-    const impl = contentService(ic.getSingle(MetadataPlugin).content, {
-      onDelete: (ctx, digest) =>
-        events.publish(
-          ctx.namespace,
-          "/content/delete",
-          packAny(ContentDeleteSchema, create(ContentDeleteSchema, { digest })),
-        ),
-    });
-    return { register: (router) => router.service(Content, impl) };
+    const store = ic.getSingle(MetadataPlugin).content;
+    return {
+      lazy: {
+        "containerd.services.content.v1.Content": async () => {
+          const [{ Content }, { contentService }, { packAny }, { ContentDeleteSchema }, { create }] = await Promise.all(
+            [
+              import("@berth/api/services/content/v1"),
+              import("@berth/content-store/service"),
+              import("@berth/api"),
+              import("@berth/api/events"),
+              import("@bufbuild/protobuf"),
+            ],
+          );
+          const impl = contentService(store, {
+            onDelete: (ctx, digest) =>
+              events.publish(
+                ctx.namespace,
+                "/content/delete",
+                packAny(ContentDeleteSchema, create(ContentDeleteSchema, { digest })),
+              ),
+          });
+          return (router) => router.service(Content, impl);
+        },
+      },
+    };
   },
 });
 
@@ -70,9 +98,41 @@ export const imagesGrpcPlugin = definePlugin({
   requires: [MetadataPlugin, EventsPlugin, GcPlugin],
   init(ic) {
     const gc = ic.getByType(GcPlugin).values().next().value;
-    const impl = imagesService(ic.getSingle(MetadataPlugin).images, ic.getSingle(EventsPlugin), {
-      ...(gc !== undefined ? { collect: () => gc.collect() } : {}),
-    });
-    return { register: (router) => router.service(Images, impl) };
+    const store = ic.getSingle(MetadataPlugin).images;
+    const events = ic.getSingle(EventsPlugin);
+    return {
+      lazy: {
+        "containerd.services.images.v1.Images": async () => {
+          const [{ Images }, { imagesService }] = await Promise.all([
+            import("@berth/api/services/images/v1"),
+            import("./images.js"),
+          ]);
+          const impl = imagesService(store, events, { ...(gc !== undefined ? { collect: () => gc.collect() } : {}) });
+          return (router) => router.service(Images, impl);
+        },
+      },
+    };
+  },
+});
+
+/** `io.containerd.grpc.v1.containers`: the Containers service; events `/containers/create|update|delete`. */
+export const containersGrpcPlugin = definePlugin({
+  type: GrpcServicePlugin,
+  id: "containers",
+  requires: [MetadataPlugin, EventsPlugin],
+  init(ic) {
+    const store = ic.getSingle(MetadataPlugin).containers;
+    const events = ic.getSingle(EventsPlugin);
+    return {
+      lazy: {
+        "containerd.services.containers.v1.Containers": async () => {
+          const [{ Containers }, { containersService }] = await Promise.all([
+            import("@berth/api/services/containers/v1"),
+            import("./containers.js"),
+          ]);
+          return (router) => router.service(Containers, containersService(store, events));
+        },
+      },
+    };
   },
 });

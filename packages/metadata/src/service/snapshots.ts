@@ -1,10 +1,5 @@
-import { packAny } from "@berth/api";
-import { SnapshotCommitSchema, SnapshotPrepareSchema, SnapshotRemoveSchema } from "@berth/api/events";
-import { Snapshots } from "@berth/api/services/snapshots/v1";
 import { EventsPlugin } from "@berth/events";
 import { GrpcServicePlugin, definePlugin } from "@berth/plugin";
-import { snapshotsService } from "@berth/snapshotter/service";
-import { create } from "@bufbuild/protobuf";
 import { MetadataPlugin } from "../metadata.js";
 
 /**
@@ -18,27 +13,42 @@ export const snapshotsGrpcPlugin = definePlugin({
   requires: [MetadataPlugin, EventsPlugin],
   init(ic) {
     const events = ic.getSingle(EventsPlugin);
-    const impl = snapshotsService(ic.getSingle(MetadataPlugin).snapshotters, {
-      requireNamespace: true,
-      onPrepare: (ctx, e) =>
-        events.publish(
-          ctx.namespace,
-          "/snapshot/prepare",
-          packAny(SnapshotPrepareSchema, create(SnapshotPrepareSchema, { key: e.key, parent: e.parent })),
-        ),
-      onCommit: (ctx, e) =>
-        events.publish(
-          ctx.namespace,
-          "/snapshot/commit",
-          packAny(SnapshotCommitSchema, create(SnapshotCommitSchema, { key: e.key, name: e.name })),
-        ),
-      onRemove: (ctx, e) =>
-        events.publish(
-          ctx.namespace,
-          "/snapshot/remove",
-          packAny(SnapshotRemoveSchema, create(SnapshotRemoveSchema, { key: e.key })),
-        ),
-    });
-    return { register: (router) => router.service(Snapshots, impl) };
+    const snapshotters = ic.getSingle(MetadataPlugin).snapshotters;
+    return {
+      lazy: {
+        // Descriptor, event schemas and implementation load on the first call.
+        "containerd.services.snapshots.v1.Snapshots": async () => {
+          const [{ packAny }, ev, { Snapshots }, { snapshotsService }, { create }] = await Promise.all([
+            import("@berth/api"),
+            import("@berth/api/events"),
+            import("@berth/api/services/snapshots/v1"),
+            import("@berth/snapshotter/service"),
+            import("@bufbuild/protobuf"),
+          ]);
+          const impl = snapshotsService(snapshotters, {
+            requireNamespace: true,
+            onPrepare: (ctx, e) =>
+              events.publish(
+                ctx.namespace,
+                "/snapshot/prepare",
+                packAny(ev.SnapshotPrepareSchema, create(ev.SnapshotPrepareSchema, { key: e.key, parent: e.parent })),
+              ),
+            onCommit: (ctx, e) =>
+              events.publish(
+                ctx.namespace,
+                "/snapshot/commit",
+                packAny(ev.SnapshotCommitSchema, create(ev.SnapshotCommitSchema, { key: e.key, name: e.name })),
+              ),
+            onRemove: (ctx, e) =>
+              events.publish(
+                ctx.namespace,
+                "/snapshot/remove",
+                packAny(ev.SnapshotRemoveSchema, create(ev.SnapshotRemoveSchema, { key: e.key })),
+              ),
+          });
+          return (router) => router.service(Snapshots, impl);
+        },
+      },
+    };
   },
 });

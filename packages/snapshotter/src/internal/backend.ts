@@ -51,13 +51,18 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
   const root = options.root;
   const snapshotsDir = join(root, "snapshots");
   mkdirSync(snapshotsDir, { recursive: true, mode: 0o700 });
-  const store = new MetaStore(join(root, "metadata.db"));
+  // Opened on first use: opening and migrating SQLite is a noticeable share of the daemon's start-up.
+  let opened: MetaStore | undefined;
+  const store = (): MetaStore => {
+    opened ??= new MetaStore(join(root, "metadata.db"));
+    return opened;
+  };
   /** Directories being built or removed, left alone by Cleanup. */
   const busy = new Set<string>();
   const dirOf = (id: string) => join(snapshotsDir, id);
 
   async function create(kind: "active" | "view", key: string, parent: string, labels?: Record<string, string>) {
-    const parentIds = store.checkCreate(key, parent);
+    const parentIds = store().checkCreate(key, parent);
     const withDir = layout.needsDir(kind, parentIds);
     let td: string | undefined;
     try {
@@ -66,7 +71,7 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
         busy.add(td);
         await layout.populate(td, kind, parentIds);
       }
-      const s = store.createSnapshot(kind, key, parent, withoutEmpty(labels), (s) => {
+      const s = store().createSnapshot(kind, key, parent, withoutEmpty(labels), (s) => {
         if (td === undefined) return;
         layout.finish?.(td, s);
         renameSync(td, dirOf(s.id));
@@ -97,15 +102,15 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
     root,
 
     async stat(_ctx: Ctx, key: string): Promise<Info> {
-      return store.getInfo(key).info;
+      return store().getInfo(key).info;
     },
 
     async update(_ctx, info, fieldpaths) {
-      return store.update(info.name, info.labels ?? {}, fieldpaths);
+      return store().update(info.name, info.labels ?? {}, fieldpaths);
     },
 
     async usage(_ctx, key): Promise<Usage> {
-      const { id, info, usage } = store.getInfo(key);
+      const { id, info, usage } = store().getInfo(key);
       if (info.kind !== Kind.Active) return usage;
       try {
         return await diskUsage(layout.usagePath(id));
@@ -115,7 +120,7 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
     },
 
     async mounts(_ctx, key) {
-      return layout.mounts(store.getSnapshot(key));
+      return layout.mounts(store().getSnapshot(key));
     },
 
     prepare(_ctx, key, parent, opts) {
@@ -127,20 +132,20 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
     },
 
     async commit(_ctx, name, key, opts) {
-      const s = store.checkCommit(name, key);
+      const s = store().checkCommit(name, key);
       let usage: Usage;
       try {
         usage = await diskUsage(layout.usagePath(s.id));
       } catch (err) {
         throw fromNodeError(err, `usage of snapshot ${key}`);
       }
-      store.commitActive(key, name, usage, withoutEmpty(opts?.labels));
+      store().commitActive(key, name, usage, withoutEmpty(opts?.labels));
     },
 
     async remove(_ctx, key) {
       let moved: string | undefined;
       try {
-        store.remove(key, (s) => {
+        store().remove(key, (s) => {
           const target = join(snapshotsDir, `rm-${s.id}`);
           try {
             renameSync(dirOf(s.id), target);
@@ -156,11 +161,11 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
     },
 
     async walk(_ctx, fn, filters) {
-      for (const info of store.walk(filters)) await fn(info);
+      for (const info of store().walk(filters)) await fn(info);
     },
 
     async cleanup() {
-      const ids = store.ids();
+      const ids = store().ids();
       const names = await readdir(snapshotsDir);
       for (const name of names) {
         const dir = join(snapshotsDir, name);
@@ -170,7 +175,7 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
     },
 
     async close() {
-      store.close();
+      opened?.close();
     },
   };
   return sn;

@@ -13,7 +13,7 @@ import { compareStrings, TabWriter, writeJson } from "../../output.js";
 import type { RunCommand } from "../../program.js";
 import { expireLabel, leasesClient, randomLeaseId } from "../leases/index.js";
 import { parseLabelArgs } from "../namespaces/index.js";
-import { ingest, type IngestProgress } from "./ingest.js";
+import type { IngestProgress } from "./ingest.js";
 import { terminalProgress } from "./progress.js";
 
 /** Loaded on use, so that other commands skip decoding this file's descriptors. */
@@ -177,6 +177,8 @@ function ingestCommand(run: RunCommand): Command {
         }
         const labels = parseLabelArgs(opts.label);
         try {
+          // imported on use: the ingest path brings the direct HTTP/2 writer
+          const { ingest } = await import("./ingest.js");
           const result = await ingest(client, {
             ref,
             expectedDigest,

@@ -20,6 +20,10 @@ import { compareStrings, TabWriter, writeJson } from "../../output.js";
 import type { RunCommand } from "../../program.js";
 import { formatBytes } from "../content/progress.js";
 import { expireLabel, leasesClient, randomLeaseId } from "../leases/index.js";
+import { imagesMountCommand, imagesUnmountCommand } from "./mount.js";
+import { fetchCommand } from "./fetch.js";
+import { pullCommand } from "./pull.js";
+import { pushCommand } from "./push.js";
 
 /** Loaded on use, so that other commands skip decoding this file's descriptors. */
 async function imagesClient(ctx: CommandContext) {
@@ -190,6 +194,7 @@ interface ImportFlags {
   allPlatforms?: boolean;
   platform?: string;
   unpack: boolean;
+  snapshotter: string;
   label: string[];
   progress: boolean;
 }
@@ -235,7 +240,8 @@ function importCommand(run: RunCommand): Command {
     .option("--index-name <name>", "also name the archive's index")
     .option("--all-platforms", "import content for all platforms")
     .option("--platform <platform>", "import content for this platform only (default: the host's)")
-    .option("--no-unpack", "do not unpack the image (berth does not unpack yet: always the case)")
+    .option("--no-unpack", "do not unpack the images (default: unpack for the platform, as ctr)")
+    .option("--snapshotter <name>", "snapshotter to unpack into", process.env.CONTAINERD_SNAPSHOTTER || "overlayfs")
     .addOption(
       new Option("--label <key=value>", "label every imported image (repeatable)")
         .argParser((v: string, prev: string[]) => [...prev, v])
@@ -292,11 +298,20 @@ function importCommand(run: RunCommand): Command {
             ctx,
             result.images.map((i) => ({ name: i.name, target: i.target, ...(i.labels ? { labels: i.labels } : {}) })),
           );
-          if (ctx.options.json) writeJson(ctx.out, { format: result.format, images: images.map(imageJson) });
-          else ctx.out.stdout(images.map((i) => `${i.name}\n`).join(""));
-          if (opts.unpack && !ctx.options.json) {
-            ctx.out.stderr("berth: unpacking is not supported yet; images were imported without unpacking\n");
-          }
+          const unpacked = opts.unpack
+            ? await (await import("./import-unpack.js")).unpackImported(ctx, leaseId, store, result.images, {
+                snapshotter: opts.snapshotter,
+                ...(opts.platform ? { platform: opts.platform } : {}),
+                print: !ctx.options.json,
+              })
+            : undefined;
+          if (ctx.options.json) {
+            writeJson(ctx.out, {
+              format: result.format,
+              images: images.map(imageJson),
+              ...(unpacked ? { unpacked } : {}),
+            });
+          } else ctx.out.stdout(images.map((i) => `${i.name}\n`).join(""));
         } finally {
           source.destroy();
           try {
@@ -601,10 +616,15 @@ export function imagesCommand(run: RunCommand): Command {
     .description("manage images")
     .addCommand(checkCommand(run))
     .addCommand(exportCommand(run))
+    .addCommand(fetchCommand(run))
     .addCommand(importCommand(run))
     .addCommand(inspectCommand(run))
     .addCommand(labelCommand(run))
+    .addCommand(imagesMountCommand(run))
+    .addCommand(imagesUnmountCommand(run))
     .addCommand(listCommand(run))
+    .addCommand(pullCommand(run))
+    .addCommand(pushCommand(run))
     .addCommand(removeCommand(run))
     .addCommand(tagCommand(run));
 }

@@ -1,0 +1,1 @@
+export { createDiffClient } from "./client.js";

@@ -1,0 +1,2 @@
+export { createWalkingDiffer, overlayDirs } from "./walking.js";
+export type { WalkingDifferOptions } from "./walking.js";

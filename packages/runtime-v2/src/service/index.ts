@@ -1,0 +1,2 @@
+export { tasksService } from "./tasks.js";
+export type { TasksServiceOptions } from "./tasks.js";

@@ -1,0 +1,15 @@
+export { ShimServer } from "./server.js";
+export type { ShimServerOptions } from "./server.js";
+export { TaskService, SHIM_VERSION } from "./task-service.js";
+export type { TaskHost } from "./task-service.js";
+export { Container, ShimProcess } from "./container.js";
+export type { RuntimeChoice, ContainerEvents } from "./container.js";
+export { OciRuntime, DEFAULT_RUNTIME_ROOT } from "./runtime.js";
+export { Reaper } from "./reaper.js";
+export type { ExitRecord } from "./reaper.js";
+export { TtrpcEventPublisher, NullEventPublisher } from "./publisher.js";
+export type { EventPublisher } from "./publisher.js";
+export { cgroupV1Metrics } from "./metrics.js";
+export { shimNative, LAUNCHER_PATH } from "./native.js";
+export type { ShimNative } from "./native.js";
+export { main } from "./main.js";

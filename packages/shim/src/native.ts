@@ -1,0 +1,47 @@
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+/** The system calls of `native/addon.c` (built by `make -C native`). */
+export interface ShimNative {
+  /** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants (a container's init after runc exits) become ours. */
+  setSubreaper(): void;
+  /** posix_spawn with exactly `fds` as 0, 1, 2 (-1: /dev/null); `env` null inherits ours. Returns the pid. */
+  spawn(file: string, argv: readonly string[], env: readonly string[] | null, fds: readonly number[]): number;
+  /** waitpid(-1, WNOHANG) until nothing is left: flat [pid, status, pid, status, …]; status 128+n for signal n. */
+  reap(): number[];
+  /** Opens a fifo without blocking ("w" without a reader yet falls back to O_RDWR); the fd is left blocking. */
+  openFifo(path: string, mode: "r" | "w" | "rw"): number;
+  close(fd: number): void;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  /** umount2; false when nothing was mounted at `target`. */
+  umount(target: string, flags: number): boolean;
+  /** A listening unix socket (non-blocking) for runc's --console-socket. */
+  listenUnix(path: string): number;
+  /** The pty master runc sent on the console socket, or -1 when it has not arrived. */
+  recvFd(listenFd: number): number;
+  setWinsize(fd: number, cols: number, rows: number): void;
+}
+
+let loaded: ShimNative | undefined;
+
+/** Loads the addon once; a missing build is a clear error, not a crash at import time. */
+export function shimNative(): ShimNative {
+  if (loaded === undefined) {
+    const path =
+      process.env.BERTH_SHIM_ADDON ?? fileURLToPath(new URL("../native/build/berth_shim.node", import.meta.url));
+    const require = createRequire(import.meta.url);
+    try {
+      loaded = require(path) as ShimNative;
+    } catch (err) {
+      throw new Error(
+        `berth shim addon not loadable from ${path} (run "make -C packages/shim/native"): ${String(err)}`,
+      );
+    }
+  }
+  return loaded;
+}
+
+/** Path of the native `containerd-shim-berth-v2` launcher built next to the addon. */
+export const LAUNCHER_PATH = fileURLToPath(new URL("../native/build/containerd-shim-berth-v2", import.meta.url));
+
+export const MNT_DETACH = 2;
