@@ -8,6 +8,8 @@ bash scripts/install-deps.sh
 if [ "$(pnpm --version 2>/dev/null || true)" != "10.34.8" ]; then npm install -g pnpm@10.34.8 >/dev/null; fi
 pnpm install --frozen-lockfile
 pnpm turbo run build
+# Berth's shim, found on PATH as containerd finds shims (runtime io.containerd.berth.v2).
+ln -sf "$PWD/packages/shim/native/build/containerd-shim-berth-v2" /usr/local/bin/containerd-shim-berth-v2
 
 SOCK=/run/berth/berth.sock
 if [ -S "$SOCK" ] && node_modules/.bin/berth -a "$SOCK" version >/dev/null 2>&1; then
@@ -32,8 +34,8 @@ if [ -x /bin/busybox ]; then
   node scripts/build-busybox-image.mjs "$IMG" docker.io/library/busybox:quickstart >/dev/null
   node_modules/.bin/berth -a "$SOCK" -n quickstart images import "$IMG"
   if node_modules/.bin/berth -a "$SOCK" plugins ls 2>/dev/null | grep -Eq '^io\.containerd\.grpc\.v1 +tasks .* ok'; then
-    node_modules/.bin/berth -a "$SOCK" -n quickstart run --rm docker.io/library/busybox:quickstart quickstart-hello \
-      echo hello from berth
+    node_modules/.bin/berth -a "$SOCK" -n quickstart run --rm --runtime io.containerd.berth.v2 \
+      docker.io/library/busybox:quickstart quickstart-hello echo hello from berth
   else
     echo "berthd cannot run containers yet (no Tasks service): skipping berth run"
   fi

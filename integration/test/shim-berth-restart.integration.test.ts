@@ -111,7 +111,8 @@ describe.skipIf(reason !== undefined)(
           await ctr(berthd.socket, "-n", NS, "tasks", "rm", "-f", id);
         }
         const cs = await ctr(berthd.socket, "-n", NS, "containers", "ls", "-q");
-        for (const id of cs.stdout.split("\n").filter(Boolean)) await ctr(berthd.socket, "-n", NS, "containers", "rm", id);
+        for (const id of cs.stdout.split("\n").filter(Boolean))
+          await ctr(berthd.socket, "-n", NS, "containers", "rm", id);
       }
       await new Promise((r) => setTimeout(r, LINGER_MS + 1000));
       for (const pid of serverPids) if (processState(pid) !== "gone") process.kill(pid, "SIGKILL");

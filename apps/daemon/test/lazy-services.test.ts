@@ -24,7 +24,7 @@ describe("services loaded on their first call", () => {
     dir = undefined;
   });
 
-  async function start(lazy: Array<[string, () => Promise<(router: ConnectRouter) => void>]>) {
+  async function start(lazy: Array<[string, () => Promise<(router: ConnectRouter) => void>]>, warmUpDelayMs = -1) {
     dir = await mkdtemp(join(tmpdir(), "berth-lazy-"));
     const address = join(dir, "s.sock");
     server = await startGrpcServer({
@@ -33,6 +33,7 @@ describe("services loaded on their first call", () => {
       gid: 0,
       routes: () => {},
       lazyServices: lazy,
+      warmUpDelayMs,
       maxRecvMessageSize: 16 << 20,
       maxSendMessageSize: 16 << 20,
       log: silent,
@@ -100,6 +101,26 @@ describe("services loaded on their first call", () => {
     expect((err as ConnectError).code).toBe(Code.Unavailable);
     fail = false;
     expect((await client.version({})).version).toBe("1");
+  });
+
+  it("loads lazy services in the background soon after start-up", async () => {
+    let loads = 0;
+    const transport = await start(
+      [
+        [
+          "containerd.services.version.v1.Version",
+          async () => {
+            loads++;
+            return (router) => router.service(Version, { version: () => ({ version: "warm" }) });
+          },
+        ],
+      ],
+      10,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(loads).toBe(1);
+    expect((await createClient(Version, transport).version({})).version).toBe("warm");
+    expect(loads).toBe(1);
   });
 
   it("leaves unknown services Unimplemented", async () => {

@@ -1,11 +1,9 @@
 // Plugin registrations only (see walking/ and service/ for the implementations).
 import path from "node:path";
-import { Diff } from "@berth/api/services/diff/v1";
 import { ContentPlugin } from "@berth/content-store";
 import { MetadataPlugin } from "@berth/metadata";
 import { GrpcServicePlugin, definePlugin } from "@berth/plugin";
 import { DiffPlugin } from "./differ.js";
-import { diffService } from "./service/diff.js";
 import { createWalkingDiffer } from "./walking/walking.js";
 
 /** `<blobs>/<alg>/<hex>` for a well-formed digest (the caller has checked the store has it). */
@@ -27,12 +25,13 @@ export const walkingDifferPlugin = definePlugin({
     // the local store's blob files, read directly by the apply worker (a proxy content store has none)
     const local = ic.getByType(ContentPlugin).get("content") as { root?: unknown } | undefined;
     const blobRoot = typeof local?.root === "string" ? path.join(local.root, "blobs") : undefined;
-    return createWalkingDiffer({
+    const options = {
       content: ic.getSingle(MetadataPlugin).content,
       tempMountDir: path.join(ic.daemon.root, "tmpmounts"),
       ...(blobRoot !== undefined ? { blobFile: (digest: string) => blobFileOf(blobRoot, digest) } : {}),
       log: ic.log,
-    });
+    };
+    return createWalkingDiffer(options);
   },
 });
 
@@ -47,7 +46,17 @@ export const diffGrpcPlugin = definePlugin({
     const differs = walking
       ? [walking, ...[...all].filter(([id]) => id !== "walking").map(([, d]) => d)]
       : [...all.values()];
-    const impl = diffService(differs, { requireNamespace: true });
-    return { register: (router) => router.service(Diff, impl) };
+    return {
+      lazy: {
+        "containerd.services.diff.v1.Diff": async () => {
+          const [{ Diff }, { diffService }] = await Promise.all([
+            import("@berth/api/services/diff/v1"),
+            import("./service/diff.js"),
+          ]);
+          const impl = diffService(differs, { requireNamespace: true });
+          return (router) => router.service(Diff, impl);
+        },
+      },
+    };
   },
 });

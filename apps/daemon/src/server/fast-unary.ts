@@ -136,6 +136,11 @@ export class FastUnaryRoutes {
     return service !== undefined && this.#lazy.has(service) ? service : undefined;
   }
 
+  /** Lazy services not loaded yet. */
+  pendingServices(): string[] {
+    return [...this.#lazy.keys()];
+  }
+
   /** Loads a lazy service once (concurrent first calls share the load); resolves to what it registered. */
   loadService(typeName: string): Promise<readonly ServiceRegistration[]> {
     const entry = this.#lazy.get(typeName);

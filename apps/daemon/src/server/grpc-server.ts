@@ -18,6 +18,11 @@ export interface GrpcServerOptions {
   readonly maxSendMessageSize: number;
   readonly log: Logger;
   readonly metrics?: RpcMetrics;
+  /**
+   * Milliseconds after start-up at which lazy services (and connect-node) are loaded in the background, so a
+   * running daemon needs none of its files later (e.g. after an upgrade replaced them). Default 500; -1: never.
+   */
+  readonly warmUpDelayMs?: number;
   /** Serve unary calls on the direct path (default true); false leaves every call to connect-node. */
   readonly fastUnary?: boolean;
   /** Serve the content streams (Content.Write, Content.Read) on the direct path (default true). */
@@ -171,11 +176,36 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     });
   });
   await chmod(options.address, 0o660);
+  const warmUpDelay = options.warmUpDelayMs ?? 500;
+  let closing = false;
+  const warmUp = async () => {
+    for (const name of fast.pendingServices()) {
+      // one service per turn of the event loop: calls keep being answered meanwhile
+      await new Promise((resolve) => setImmediate(resolve));
+      if (closing) return;
+      try {
+        fastStreams?.add(await fast.loadService(name));
+      } catch (err) {
+        options.log.warn({ err, service: name }, "loading a gRPC service in the background failed");
+      }
+    }
+    if (closing || connectHandler !== undefined) return;
+    connectServices = fast.services.length;
+    const building = createConnectHandler(options, [...fast.services]);
+    connectHandler = building;
+    building.catch(() => {
+      if (connectHandler === building) connectHandler = undefined;
+    });
+  };
+  const warmUpTimer = warmUpDelay >= 0 ? setTimeout(() => void warmUp(), warmUpDelay) : undefined;
+  warmUpTimer?.unref();
   if (options.uid !== 0 || options.gid !== 0) await chown(options.address, options.uid, options.gid);
 
   return {
     address: options.address,
     async close(graceMs = 2000) {
+      closing = true;
+      clearTimeout(warmUpTimer);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // server.close() leaves open sessions running: send GOAWAY, then cut what is still open after the grace.
       for (const session of sessions) session.close();

@@ -4,7 +4,7 @@
  * transaction that records them, removal by rename to `snapshots/rm-<id>` then delete, and Cleanup of any
  * directory no snapshot refers to.
  */
-import { mkdirSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { InternalError, fromNodeError } from "@berth/errdefs";
@@ -53,8 +53,9 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
   mkdirSync(snapshotsDir, { recursive: true, mode: 0o700 });
   // Opened on first use: opening and migrating SQLite is a noticeable share of the daemon's start-up.
   let opened: MetaStore | undefined;
+  const dbPath = join(root, "metadata.db");
   const store = (): MetaStore => {
-    opened ??= new MetaStore(join(root, "metadata.db"));
+    opened ??= new MetaStore(dbPath);
     return opened;
   };
   /** Directories being built or removed, left alone by Cleanup. */
@@ -161,6 +162,9 @@ export function createBackend(options: BackendOptions, layout: Layout): BackendS
     },
 
     async walk(_ctx, fn, filters) {
+      // The collector walks every snapshotter after each deletion: one never used has no snapshots, and opening
+      // (creating) its database just for that costs over 100 ms once on a busy disk.
+      if (opened === undefined && !existsSync(dbPath)) return;
       for (const info of store().walk(filters)) await fn(info);
     },
 
