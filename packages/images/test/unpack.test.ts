@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { createWalkingDiffer } from "@berth/diff/walking";
-import { isFailedPrecondition, isInvalidArgument } from "@berth/errdefs";
+import { isFailedPrecondition, isInvalidArgument, isNotFound } from "@berth/errdefs";
 import { type Descriptor, digestOf } from "@berth/oci-spec";
 import type { Snapshotter } from "@berth/snapshotter";
 import { createNativeSnapshotter } from "@berth/snapshotter/native";
@@ -108,6 +108,21 @@ describe("unpackImage", () => {
     const err = await unpackImage(ctx, deps, target, { snapshotterName: "native" }).catch((e: unknown) => e);
     expect(isInvalidArgument(err), String(err)).toBe(true);
     expect((await allSnapshots(sn)).every((s) => s.kind === "committed")).toBe(true);
+  });
+
+  it("an image whose layer blob is absent is registered but unpacking it fails clearly (NotFound naming the blob)", async () => {
+    const t1 = await makeTar([{ name: "a", data: "one" }]);
+    const t2 = await makeTar([{ name: "b", data: "two" }]);
+    const target = await image(ts, [t1, t2]);
+    const missing = digestOf(gzipSync(t2));
+    await ts.store.delete(ctx, missing);
+    const err = await unpackImage(ctx, deps, target, { snapshotterName: "native" }).catch((e: unknown) => e);
+    expect(isNotFound(err), String(err)).toBe(true);
+    expect((err as Error).message).toContain(missing);
+    // the first layer may stay committed (as in containerd); nothing active or half-committed remains
+    const snaps = await allSnapshots(sn);
+    expect(snaps.every((s) => s.kind === "committed")).toBe(true);
+    expect(snaps.map((s) => s.name)).not.toContain(chainIDs([digestOf(t1), digestOf(t2)])[1]);
   });
 
   it("rejects configs whose diffIDs do not match the manifest's layers", async () => {
