@@ -20,6 +20,23 @@ echo ready
 read go
 exec "$@" </dev/null >>"$log" 2>&1`;
 
+/**
+ * The environment both daemons run with: what a service manager (systemd) gives a daemon, not the interactive
+ * shell's. A shell's client settings do not belong to a daemon, and some cost a Node process dearly: this
+ * machine's shell sets NODE_EXTRA_CA_CERTS (the whole system CA bundle), which Node 20 parses at every start
+ * (~70 ms). BENCH_DAEMON_ENV=inherit keeps the shell's environment instead.
+ */
+export function serviceEnv() {
+  if (process.env.BENCH_DAEMON_ENV === "inherit") return process.env;
+  const keep = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && (keep.includes(k) || k.startsWith("BERTH_"))) env[k] = v;
+  }
+  env.PATH ??= "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  return env;
+}
+
 /** A fresh private temp dir for one daemon instance. */
 export function makeTempDir(prefix) {
   const base = process.env.BENCH_TMPDIR || tmpdir();
@@ -43,7 +60,7 @@ export async function launchDaemon({ kind, dir, argv, sock, stateDir, logFile, s
   const child = spawn(
     "unshare",
     ["--mount", "--propagation", "private", "--", "/bin/sh", "-c", WRAPPER, "sh", logFile, stateDir ?? "", ...argv],
-    { stdio: ["pipe", "pipe", "pipe"], detached: true },
+    { stdio: ["pipe", "pipe", "pipe"], detached: true, env: serviceEnv() },
   );
   let wrapperErr = "";
   child.stderr.setEncoding("utf8").on("data", (d) => {

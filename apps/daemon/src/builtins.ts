@@ -1,4 +1,4 @@
-import { eventsGrpcPlugin } from "@berth/events/service";
+import { eventsGrpcPlugin } from "@berth/events/service/plugin";
 import { exchangePlugin } from "@berth/events";
 import { localContentPlugin } from "@berth/content-store";
 import { diffGrpcPlugin, walkingDifferPlugin } from "@berth/diff/plugin";
@@ -10,9 +10,9 @@ import {
   leasesGrpcPlugin,
   namespacesGrpcPlugin,
   snapshotsGrpcPlugin,
-} from "@berth/metadata/service";
+} from "@berth/metadata/service/plugins";
 import type { AnyRegistration } from "@berth/plugin";
-import { taskRuntimePlugin, tasksGrpcPlugin, tasksServicePlugin } from "@berth/runtime-v2";
+import { taskRuntimePlugin, tasksGrpcPlugin, tasksServicePlugin } from "@berth/runtime-v2/plugin";
 import { nativeSnapshotterPlugin, overlayfsSnapshotterPlugin } from "@berth/snapshotter";
 import { healthGrpcPlugin } from "./services/health.js";
 import { introspectionGrpcPlugin } from "./services/introspection.js";

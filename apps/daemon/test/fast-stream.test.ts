@@ -42,6 +42,71 @@ describe("EnvelopeReader", () => {
     });
   }
 
+  it("reassembles the same messages for any chunking, reading as they come or all at the end", () => {
+    const messages = [
+      Buffer.from("a"),
+      Buffer.alloc(70_000, 1),
+      Buffer.alloc(0),
+      Buffer.alloc(1 << 20, 2),
+      Buffer.from("tail"),
+      Buffer.alloc(65_536, 3),
+    ];
+    const small = messages.filter((m) => m.length < 10);
+    const cases = [1, 4, 5, 6, 7].map((size) => ({ size, set: small }));
+    cases.push(...[3000, 16_384, 70_005, 2 << 20].map((size) => ({ size, set: messages })));
+    for (const { size, set } of cases) {
+      const bytes = Buffer.concat(set.map(frame));
+      for (const eager of [true, false]) {
+        const reader = new EnvelopeReader(2 << 20, new BufferPool());
+        const out: Buffer[] = [];
+        const drain = () => {
+          for (let m = reader.next(); m !== undefined; m = reader.next()) out.push(Buffer.from(m));
+        };
+        for (let i = 0; i < bytes.length; i += size) {
+          reader.push(bytes.subarray(i, i + size));
+          if (eager) drain();
+        }
+        drain();
+        expect(out.length, `chunks of ${size}`).toBe(set.length);
+        for (const [i, m] of out.entries()) {
+          expect(m.equals(set[i] as Buffer), `message ${i}, chunks of ${size}`).toBe(true);
+        }
+        expect(reader.pendingBytes).toBe(0);
+      }
+    }
+  });
+
+  it("counts a partly received message as pending and reuses pooled buffers once released", () => {
+    const pool = new BufferPool();
+    const reader = new EnvelopeReader(1 << 20, pool);
+    const one = frame(Buffer.alloc(100_000, 9));
+    reader.push(one.subarray(0, 3));
+    expect(reader.pendingBytes).toBe(3);
+    reader.push(one.subarray(3, 50_000));
+    expect(reader.next()).toBeUndefined();
+    expect(reader.pendingBytes).toBe(50_000);
+    reader.push(one.subarray(50_000));
+    const first = reader.next() as Buffer;
+    expect(first.length).toBe(100_000);
+    expect(reader.pendingBytes).toBe(0);
+    reader.releaseLent();
+    const two = frame(Buffer.alloc(100_000, 8));
+    reader.push(two.subarray(0, 16_384));
+    reader.push(two.subarray(16_384));
+    const second = reader.next() as Buffer;
+    // the same pooled memory, now holding the second message
+    expect(second.buffer).toBe(first.buffer);
+    expect(second.every((b) => b === 8)).toBe(true);
+  });
+
+  it("returns the messages before a bad header, then its error", () => {
+    const reader = new EnvelopeReader(10);
+    reader.push(Buffer.concat([frame(Buffer.from("ok")), frame(Buffer.alloc(11)), frame(Buffer.from("never"))]));
+    expect(reader.next()?.toString()).toBe("ok");
+    expect(() => reader.next()).toThrowError(/larger than max \(11 vs\. 10\)/);
+    expect(() => reader.next()).toThrowError(/larger than max/);
+  });
+
   it("refuses messages over the limit and compressed ones", () => {
     const reader = new EnvelopeReader(10);
     reader.push(frame(Buffer.alloc(11)));

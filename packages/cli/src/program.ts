@@ -102,8 +102,8 @@ class BerthProgram extends Command {
   override parseOptions(argv: string[]): ParseOptionsResult {
     const leaf = leafOf(this, argv);
     if (leaf === undefined) return super.parseOptions(argv);
-    const own = new Set(leaf.command.options.flatMap((o) => [o.short, o.long]));
-    const shadowed = this.options.filter((o) => own.has(o.short) || own.has(o.long));
+    const own = new Set(leaf.command.options.flatMap((o) => [o.short, o.long]).filter((f) => f !== undefined));
+    const shadowed = this.options.filter((o) => (o.short && own.has(o.short)) || (o.long && own.has(o.long)));
     if (shadowed.length === 0) return super.parseOptions(argv);
     const head = super.parseOptions(argv.slice(0, leaf.end));
     // commander keeps a command's options in a public array; hide the shadowed ones while parsing the tail

@@ -2,7 +2,6 @@ import { execFile, spawn } from "node:child_process";
 import { constants, accessSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
-import { DeleteResponseSchema } from "@berth/api/task/v2";
 import type { DeleteResponse } from "@berth/api/task/v2";
 import { InvalidArgumentError, NotFoundError, UnknownError } from "@berth/errdefs";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -140,7 +139,9 @@ export interface ShimExit {
  * `<shim> … -id ID -bundle B delete` (containerd's binary.Delete), run for a shim that is gone: the shim binary
  * deletes the container with its OCI runtime and prints a marshalled DeleteResponse on stdout.
  */
-export function deleteShimBinary(binary: string, bundle: Bundle, config: ShimLaunchConfig): Promise<ShimExit> {
+export async function deleteShimBinary(binary: string, bundle: Bundle, config: ShimLaunchConfig): Promise<ShimExit> {
+  // The shim API's descriptors load when first needed (they are a noticeable part of berthd's start-up).
+  const { DeleteResponseSchema } = await import("@berth/api/task/v2");
   const args = [...commonArgs(config, bundle.namespace), "-id", bundle.id, "-bundle", bundle.path, "delete"];
   return new Promise((resolvePromise, reject) => {
     execFile(

@@ -18,7 +18,7 @@ import {
   startShimBinary,
 } from "./binary.js";
 import { BUNDLE_FILES, type Bundle, createBundle, deleteBundle, loadBundle, readBundleFile } from "./bundle.js";
-import { type ShimConnection, type ShimTaskClient, connectShim } from "./shim-client.js";
+import type { ShimConnection, ShimTaskClient } from "./shim-client.js";
 import { type ShimLog, openShimLog } from "./shim-log.js";
 
 /** A packed protobuf value (google.protobuf.Any), as given. */
@@ -188,7 +188,7 @@ export class ShimManager {
           join(bundle.path, BUNDLE_FILES.log),
         );
         shimLog = await openShimLog(bundle, this.#log);
-        connection = await connectShim(address, namespace);
+        connection = await (await import("./shim-client.js")).connectShim(address, namespace);
         const task = new ShimTask(bundle, options.runtime, binary, connection, shimLog);
         const response = await task.task.create({
           id,
@@ -327,7 +327,7 @@ export class ShimManager {
     let shimLog: ShimLog | undefined;
     if (address) {
       try {
-        connection = await connectShim(address, ns);
+        connection = await (await import("./shim-client.js")).connectShim(address, ns);
         shimLog = await openShimLog(bundle, this.#log);
         const runtime = this.#opts.containerRuntime?.(ns, id);
         const task = new ShimTask(bundle, runtime ?? "", binary, connection, shimLog);

@@ -44,42 +44,16 @@ export interface LocalWriterInit {
  */
 export const BACKGROUND_SYNC_BYTES = 32 << 20;
 
-/** The size of a staging buffer; a writer has at most two (one being filled, one being written). */
-export const STAGE_BYTES = 4 << 20;
-/** Free staging buffers kept for the next writers (warm memory: no page faults, no GC). */
-const STAGE_POOL_MAX = 8;
-const stagePool: Buffer[] = [];
-
-function takeStage(): Buffer {
-  return stagePool.pop() ?? Buffer.allocUnsafeSlow(STAGE_BYTES);
-}
-
-function giveStage(buf: Buffer): void {
-  if (stagePool.length < STAGE_POOL_MAX) stagePool.push(buf);
-}
-
-/** Bytes copied into a staging buffer, to go to the file at `position`. */
-interface Stage {
-  readonly buf: Buffer;
-  readonly position: number;
-  length: number;
-}
-
 /**
- * A writer over one ingest directory. write() hashes the bytes and copies them into a staging buffer; the
- * buffer goes to the file with one positional write in the background (write-behind) while the next one fills,
- * so the caller does not wait for the kernel's page-cache copy (~1–1.5 s per GiB here, as long as the hash) and
- * the file gets a few large writes instead of one per request. At most one file write is in flight; a
- * staging buffer is written as soon as the previous write finishes, so bytes never wait longer than one write.
- * A failed background write is reported by the next operation, after the writer has gone back to what is on
- * disk (truncated to it, digest recomputed from the file). Operations are serialized.
+ * A writer over one ingest directory. Appends with positional writes at the current offset and feeds the
+ * running hash while the write is in flight (the bytes are not modified until the write resolves), so hashing
+ * overlaps the I/O. Operations are serialized.
  */
 export class LocalWriter implements Writer {
   readonly ref: string;
   readonly dir: string;
   readonly algorithm: DigestAlgorithm;
   readonly lockedAt: Date;
-  /** Bytes accepted: written to the file or staged. */
   offset: number;
   total: number;
   expected: string;
@@ -91,16 +65,6 @@ export class LocalWriter implements Writer {
   #queue: Promise<unknown> = Promise.resolve();
   /** Why the writer can no longer be used ("committed", "closed", "aborted"), or undefined while open. */
   #ended: string | undefined;
-  /** The staging buffer being filled (its position is where it goes in the file). */
-  #stage: Stage | undefined;
-  /** The file write in flight, if any; it starts the next one (the filled stage) when it finishes. */
-  #flushing: Promise<void> | undefined;
-  /** A staging buffer that is full and waits for the write in flight. */
-  #pending: Stage | undefined;
-  /** The end of what the file holds for sure (every write before it succeeded). */
-  #onDisk: number;
-  /** The first failed background write; reported (and recovered from) by the next operation. */
-  #flushError: unknown;
   /** Bytes written since the last background sync started. */
   #unsynced = 0;
   /** The background fdatasync in flight; its failure is kept for the commit. */
@@ -115,7 +79,6 @@ export class LocalWriter implements Writer {
     this.#hash = init.hash;
     this.algorithm = init.algorithm;
     this.offset = init.offset;
-    this.#onDisk = init.offset;
     this.total = init.total;
     this.expected = init.expected;
     this.startedAt = init.startedAt;
@@ -153,120 +116,33 @@ export class LocalWriter implements Writer {
 
   write(data: Uint8Array): Promise<number> {
     return this.#serial(async () => {
-      this.#open();
-      await this.#recoverFromFlushError();
-      // The hash and the staging buffer see the same bytes; the caller may reuse `data` once this resolves.
-      this.#hash.update(data);
+      const fh = this.#open();
       let done = 0;
-      while (done < data.byteLength) {
-        let stage = this.#stage;
-        if (stage !== undefined && stage.length === stage.buf.byteLength) {
-          await this.#rotate();
-          stage = this.#stage;
+      // The first write is issued before hashing, so the hash runs while the kernel copies the bytes.
+      const first = data.byteLength > 0 ? fh.write(data, 0, data.byteLength, this.offset) : undefined;
+      this.#hash.update(data);
+      if (first !== undefined) {
+        try {
+          done = (await first).bytesWritten;
+          while (done < data.byteLength) {
+            const { bytesWritten } = await fh.write(data, done, data.byteLength - done, this.offset + done);
+            if (bytesWritten === 0) throw new Error("short write");
+            done += bytesWritten;
+          }
+        } catch (err) {
+          // The hash already saw bytes that may not be on disk: start the hash again from the file.
+          this.#hash = createHash(this.algorithm);
+          await fh.truncate(this.offset).catch(() => {});
+          await this.#rehashFromFile();
+          throw fromNodeError(err);
         }
-        if (stage === undefined) {
-          stage = { buf: takeStage(), position: this.offset + done, length: 0 };
-          this.#stage = stage;
-        }
-        const n = Math.min(data.byteLength - done, stage.buf.byteLength - stage.length);
-        stage.buf.set(data.subarray(done, done + n), stage.length);
-        stage.length += n;
-        done += n;
       }
       this.offset += done;
       this.updatedAt = new Date();
-      if (this.#flushing === undefined) this.#startFlush();
+      this.#unsynced += done;
+      if (this.#unsynced >= BACKGROUND_SYNC_BYTES && this.#syncing === undefined) this.#syncInBackground(fh);
       return this.offset;
     });
-  }
-
-  /** The filled stage can no longer take bytes: hand it to the writes, waiting while one is already queued. */
-  async #rotate(): Promise<void> {
-    while (this.#pending !== undefined && this.#flushing !== undefined) await this.#flushing;
-    await this.#recoverFromFlushError();
-    if (this.#flushing === undefined) this.#startFlush();
-    else {
-      this.#pending = this.#stage;
-      this.#stage = undefined;
-    }
-  }
-
-  /** Writes the current stage to the file in the background (nothing may be in flight). */
-  #startFlush(): void {
-    const stage = this.#pending ?? this.#stage;
-    if (stage === undefined || stage.length === 0) return;
-    if (stage === this.#pending) this.#pending = undefined;
-    else this.#stage = undefined;
-    const fh = this.#fh as FileHandle;
-    this.#flushing = this.#writeStage(fh, stage).then(
-      () => {
-        this.#onDisk = stage.position + stage.length;
-        this.#unsynced += stage.length;
-        giveStage(stage.buf);
-        this.#flushing = undefined;
-        if (this.#unsynced >= BACKGROUND_SYNC_BYTES && this.#syncing === undefined) this.#syncInBackground(fh);
-        // the next filled (or partly filled) stage goes at once
-        if (this.#flushError === undefined && this.#fh === fh) this.#startFlush();
-      },
-      (err: unknown) => {
-        giveStage(stage.buf);
-        this.#flushing = undefined;
-        this.#flushError ??= err;
-      },
-    );
-  }
-
-  async #writeStage(fh: FileHandle, stage: Stage): Promise<void> {
-    let done = 0;
-    while (done < stage.length) {
-      const { bytesWritten } = await fh.write(stage.buf, done, stage.length - done, stage.position + done);
-      if (bytesWritten === 0) throw new Error("short write");
-      done += bytesWritten;
-    }
-  }
-
-  /** Waits until every accepted byte is in the file (or a write failed: see #flushError). */
-  async #drain(): Promise<void> {
-    for (;;) {
-      if (this.#flushing !== undefined) {
-        await this.#flushing;
-        continue;
-      }
-      if (this.#flushError !== undefined) return;
-      if (this.#pending === undefined && (this.#stage === undefined || this.#stage.length === 0)) return;
-      this.#startFlush();
-    }
-  }
-
-  /** Drops what is staged and waits for the write in flight (the bytes will not be written). */
-  async #discardStaged(): Promise<void> {
-    for (const stage of [this.#pending, this.#stage]) if (stage !== undefined) giveStage(stage.buf);
-    this.#pending = undefined;
-    this.#stage = undefined;
-    await this.#flushing;
-  }
-
-  /**
-   * After a failed background write: back to what is on disk (the hash had seen bytes that are not), then
-   * the write error. The writer stays usable at the file's offset, as after a failed direct write.
-   */
-  async #recoverFromFlushError(): Promise<void> {
-    if (this.#flushError === undefined) return;
-    await this.#discardStaged();
-    const err = this.#flushError;
-    this.#flushError = undefined;
-    const fh = this.#open();
-    await fh.truncate(this.#onDisk).catch(() => {});
-    this.#hash = createHash(this.algorithm);
-    await this.#rehashFromFile();
-    this.#onDisk = this.offset;
-    throw fromNodeError(err);
-  }
-
-  /** Every accepted byte in the file, or the error of a failed write (after recovering from it). */
-  async #flushAll(): Promise<void> {
-    await this.#drain();
-    await this.#recoverFromFlushError();
   }
 
   #syncInBackground(fh: FileHandle): void {
@@ -292,16 +168,12 @@ export class LocalWriter implements Writer {
       if (size !== 0)
         throw new InvalidArgumentError(`cannot truncate ingest ${this.ref} to ${size}: only 0 is supported`);
       const fh = this.#open();
-      // nothing staged or in flight may land after the truncate
-      await this.#discardStaged();
-      this.#flushError = undefined;
       await this.#settleSync();
       await fh.truncate(0).catch((err: unknown) => {
         throw fromNodeError(err);
       });
       this.#hash = createHash(this.algorithm);
       this.offset = 0;
-      this.#onDisk = 0;
       this.#unsynced = 0;
       this.updatedAt = new Date();
     });
@@ -311,7 +183,6 @@ export class LocalWriter implements Writer {
     return this.#serial(async () => {
       const fh = this.#open();
       if (expected !== undefined && expected !== "") parseDigest(expected);
-      await this.#flushAll();
       await this.#settleSync();
       if (this.#syncError !== undefined) throw fromNodeError(this.#syncError);
       await fh.sync().catch((err: unknown) => {
@@ -355,16 +226,12 @@ export class LocalWriter implements Writer {
     const fh = this.#fh;
     this.#fh = undefined;
     this.#host.release(this);
-    await this.#discardStaged();
     await this.#settleSync();
     await fh?.close().catch(() => {});
   }
 
   /** Closes the data file without touching the ingest (used by commit before the rename). */
   async closeFile(): Promise<void> {
-    // what was accepted goes to the file first (a closed ingest resumes from the file's size)
-    await this.#drain();
-    if (this.#flushError !== undefined) await this.#discardStaged();
     const fh = this.#fh;
     this.#fh = undefined;
     await this.#settleSync();

@@ -175,8 +175,6 @@ function labelCommand(run: RunCommand): Command {
     .action(async (id: string, args: string[], _opts: unknown, command: Command) =>
       run(command, async (ctx) => {
         const { parseLabels } = await import("../run/container.js");
-        const { FieldMaskSchema } = await import("@bufbuild/protobuf/wkt");
-        const { create } = await import("@bufbuild/protobuf");
         const labels = parseLabels(args);
         const client = await containersClient(ctx);
         const set = Object.fromEntries(Object.entries(labels).filter(([, v]) => v !== ""));
@@ -184,10 +182,7 @@ function labelCommand(run: RunCommand): Command {
         const { container } =
           paths.length === 0
             ? await client.get({ id }, ctx.callOptions())
-            : await client.update(
-                { container: { id, labels: set }, updateMask: create(FieldMaskSchema, { paths }) },
-                ctx.callOptions(),
-              );
+            : await client.update({ container: { id, labels: set }, updateMask: { paths } }, ctx.callOptions());
         const result = container?.labels ?? {};
         if (ctx.options.json) writeJson(ctx.out, sortedOrNull(result) ?? {});
         else {

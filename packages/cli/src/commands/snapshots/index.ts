@@ -251,10 +251,6 @@ function labelCommand(run: RunCommand): Command {
     .argument("[labels...]", "key=value pairs")
     .action(async (key: string, args: string[], _opts: unknown, command: Command) =>
       run(command, async (ctx) => {
-        const [{ FieldMaskSchema }, { create }] = await Promise.all([
-          import("@bufbuild/protobuf/wkt"),
-          import("@bufbuild/protobuf"),
-        ]);
         const labels = await parseLabels(args);
         const snapshotter = await snapshotterOf(command);
         const client = await snapshotsClient(ctx);
@@ -264,7 +260,7 @@ function labelCommand(run: RunCommand): Command {
           paths.length === 0
             ? await client.stat({ snapshotter, key }, ctx.callOptions())
             : await client.update(
-                { snapshotter, info: { name: key, labels: set }, updateMask: create(FieldMaskSchema, { paths }) },
+                { snapshotter, info: { name: key, labels: set }, updateMask: { paths } },
                 ctx.callOptions(),
               );
         const pairs = Object.entries(info?.labels ?? {})

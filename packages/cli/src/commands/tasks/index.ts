@@ -2,6 +2,7 @@
 import { writeFile } from "node:fs/promises";
 import type { Process as TaskProcess } from "@berth/api/types/task";
 import { isNotFound } from "@berth/errdefs";
+import { toJson } from "@bufbuild/protobuf";
 import { fromConnectError } from "@berth/errdefs/connect";
 import type { Process, Spec } from "@berth/oci-spec";
 import { Command, Option } from "commander";
@@ -349,11 +350,10 @@ function metricsCommand(run: RunCommand): Command {
     .action(async (id: string, flags: { format: string }, command: Command) =>
       run(command, async (ctx) => {
         if (flags.format !== "table" && flags.format !== "json") throw new CliError("format must be table or json");
-        const [{ unpackAny }, v1, v2, { toJson }] = await Promise.all([
+        const [{ unpackAny }, v1, v2] = await Promise.all([
           import("@berth/api"),
           import("@berth/api/cgroups/v1"),
           import("@berth/api/cgroups/v2"),
-          import("@bufbuild/protobuf"),
         ]);
         const { metrics } = await (await tasksClient(ctx)).metrics({ filters: [`id==${id}`] }, ctx.callOptions());
         const metric = metrics[0];
