@@ -142,6 +142,12 @@ export function pushArchive(archiveP, repoName) {
 
 /** Removes the images and waits until their blobs and every snapshot are collected. */
 async function clean(d, ...images) {
+  // Other scenarios on the shared daemon may have left images with the same layers (busybox): remove every
+  // image first, or the blobs this scenario waits for would never be collected.
+  const ls = await run("ctr", ["-a", d.sock, "images", "ls", "-q"], { timeoutMs: 30_000 });
+  for (const name of ls.stdout.split("\n").filter(Boolean)) {
+    await run("ctr", ["-a", d.sock, "images", "rm", "--sync", name], { timeoutMs: 60_000 });
+  }
   for (const image of images) await removeImage(d, image);
   await waitFor(
     async () => {
