@@ -13,13 +13,7 @@ import {
 import type { Logger } from "@berth/plugin";
 import { type DescMethod, type DescService, create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import type { HandlerContext } from "@connectrpc/connect";
-import {
-  RequestHeaders,
-  contextValues,
-  encodeGrpcMessage,
-  parseTimeout,
-  type ServiceRegistration,
-} from "./fast-unary.js";
+import { directHandlerContext, encodeGrpcMessage, parseTimeout, type ServiceRegistration } from "./fast-unary.js";
 import type { RpcMetrics } from "./interceptors.js";
 
 /**
@@ -525,31 +519,13 @@ class StreamCall {
 
   #context(): HandlerContext {
     const headers = this.#headers;
-    const call = this;
-    // Headers objects (undici) and the AbortController are made only when a handler asks for them.
-    let responseHeader: Headers | undefined;
-    let responseTrailer: Headers | undefined;
-    return {
-      method: this.#route.method,
-      service: this.#route.service,
-      get signal() {
-        return call.#signal();
-      },
-      timeoutMs: () => parseTimeout(headers["grpc-timeout"] as string | undefined),
-      requestMethod: "POST",
-      requestHeader: new RequestHeaders(headers) as unknown as Headers,
-      get responseHeader() {
-        responseHeader ??= new Headers();
-        return responseHeader;
-      },
-      get responseTrailer() {
-        responseTrailer ??= new Headers();
-        return responseTrailer;
-      },
-      protocolName: "grpc",
-      values: contextValues(),
-      url: headers[":path"] as string,
-    } as HandlerContext;
+    return directHandlerContext(
+      this.#route.method,
+      this.#route.service,
+      headers,
+      () => this.#signal(),
+      () => parseTimeout(headers["grpc-timeout"] as string | undefined),
+    );
   }
 
   /** Stops reading: whatever the client still sends is dropped, so flow control never stalls it. */

@@ -73,6 +73,42 @@ export class RequestHeaders {
   }
 }
 
+/**
+ * connect's HandlerContext for a call answered on a direct path. The signal and the response Headers are made
+ * only when a handler asks for them: Node builds the Web Headers class on first use (loading undici).
+ */
+export function directHandlerContext(
+  method: DescMethod,
+  service: DescService,
+  headers: http2.IncomingHttpHeaders,
+  signal: () => AbortSignal,
+  timeoutMs: () => number | undefined,
+): HandlerContext {
+  let responseHeader: Headers | undefined;
+  let responseTrailer: Headers | undefined;
+  return {
+    method,
+    service,
+    get signal() {
+      return signal();
+    },
+    timeoutMs,
+    requestMethod: "POST",
+    requestHeader: new RequestHeaders(headers) as unknown as Headers,
+    get responseHeader() {
+      responseHeader ??= new Headers();
+      return responseHeader;
+    },
+    get responseTrailer() {
+      responseTrailer ??= new Headers();
+      return responseTrailer;
+    },
+    protocolName: "grpc",
+    values: contextValues(),
+    url: headers[":path"] as string,
+  } as HandlerContext;
+}
+
 /** grpc-timeout: an integer and a unit (H, M, S, m, u, n). */
 export function parseTimeout(value: string | undefined): number | undefined {
   if (!value) return undefined;
@@ -243,30 +279,7 @@ export class FastUnaryRoutes {
       }
       return signal;
     };
-    // Node builds the Web Headers class on first use (loading undici): make response headers on demand too.
-    let responseHeader: Headers | undefined;
-    let responseTrailer: Headers | undefined;
-    return {
-      method: route.method,
-      service: route.service,
-      get signal() {
-        return getSignal();
-      },
-      timeoutMs: () => timeout,
-      requestMethod: "POST",
-      requestHeader: new RequestHeaders(headers) as unknown as Headers,
-      get responseHeader() {
-        responseHeader ??= new Headers();
-        return responseHeader;
-      },
-      get responseTrailer() {
-        responseTrailer ??= new Headers();
-        return responseTrailer;
-      },
-      protocolName: "grpc",
-      values: contextValues(),
-      url: headers[":path"] as string,
-    } as HandlerContext;
+    return directHandlerContext(route.method, route.service, headers, getSignal, () => timeout);
   }
 
   #fail(route: UnaryRoute, stream: http2.ServerHttp2Stream, err: unknown): void {
