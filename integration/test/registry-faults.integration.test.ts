@@ -121,9 +121,21 @@ describe.skipIf(reason !== undefined)(
       await writeFile(file, bytes);
 
       const ns = "faults-corrupt";
+      // One download at a time: with several, the first failure aborts the others mid-way and their partial
+      // ingests stay (for resume, as in containerd), which would make the "no active ingest" check below racy.
       const res = await berthWith(
         berthd.socket,
-        ["-n", ns, "images", "pull", "--no-unpack", "--plain-http", `${registry.host}/faults/corrupt:v1`],
+        [
+          "-n",
+          ns,
+          "images",
+          "pull",
+          "--no-unpack",
+          "--plain-http",
+          "--max-concurrent-downloads",
+          "1",
+          `${registry.host}/faults/corrupt:v1`,
+        ],
         { timeoutMs: 60_000 },
       );
       expect(res.code).toBe(1);
