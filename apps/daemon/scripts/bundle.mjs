@@ -16,8 +16,8 @@ await build({
   platform: "node",
   target: "node20",
   outExtension: { ".js": ".mjs" },
-  // Native addons cannot be bundled.
-  external: ["better-sqlite3"],
+  // Native addons cannot be bundled (@berth/spawn finds its addon next to its own files).
+  external: ["better-sqlite3", "@berth/spawn"],
   // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
   banner: {
     js: 'import { createRequire as __berthCreateRequire } from "node:module"; const require = __berthCreateRequire(import.meta.url);',

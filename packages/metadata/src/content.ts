@@ -220,6 +220,7 @@ class NamespacedContentStore implements ContentStore {
       if (this.#q.deleteBlob.run(ns, digest).changes === 0) throw new NotFoundError(`content digest ${digest}`);
       this.#meta.leases.removeFromCallLease(ns, ctx.lease, "content", digest);
     })();
+    this.#meta.markContentDirty();
     this.#meta.notifyChange("delete");
   }
 
@@ -266,6 +267,7 @@ class NamespacedContentStore implements ContentStore {
       this.#q.unleaseIngest.run(ns, ref);
       return found;
     })();
+    this.#meta.markContentDirty(); // if the backend abort below fails, the collector retries it
     try {
       await this.#backend.abort(backendCtx(ctx), row.backend_ref);
     } catch (err) {
@@ -423,7 +425,7 @@ class NamespacedContentStore implements ContentStore {
 
       const now = this.#now();
       const { namespace: ns, ref } = state;
-      const existed = this.#meta.db.transaction(() => {
+      const record = this.#meta.db.transaction(() => {
         this.#meta.namespaces.ensure(ns);
         this.#q.deleteIngest.run(ns, ref);
         this.#q.unleaseIngest.run(ns, ref);
@@ -432,7 +434,14 @@ class NamespacedContentStore implements ContentStore {
         this.#q.insertBlob.run(ns, digest, blobSize, now, now);
         for (const [k, v] of Object.entries(labels)) if (v !== "") this.#q.setLabel.run(ns, digest, k, v);
         return false;
-      })();
+      });
+      let existed: boolean;
+      try {
+        existed = record();
+      } catch (err) {
+        this.#meta.markContentDirty(); // the blob is on disk without a record
+        throw err;
+      }
       if (existed) throw new AlreadyExistsError(`content ${digest}`);
     });
   }

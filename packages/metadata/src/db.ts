@@ -155,6 +155,7 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 export type SqliteDatabase = Database.Database;
+export type SqliteStatement<P extends unknown[] = unknown[], R = unknown> = Database.Statement<P, R>;
 
 export interface OpenOptions {
   /** Path of the database file; ":memory:" for tests. */

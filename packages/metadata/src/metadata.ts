@@ -45,6 +45,12 @@ export class MetadataDb {
   readonly #snapshotterBackends = new Map<string, Snapshotter>();
   /** Snapshotters whose backend may hold snapshots no record names (containerd's dirtySS). */
   readonly #dirtySnapshotters = new Set<string>();
+  /**
+   * Whether the content backend may hold blobs or ingests no record names (containerd's dirtyCS): set when
+   * records go, and at start for leftovers of a crash. A collection that removed no content skips the walk of
+   * every blob on disk.
+   */
+  #contentDirty = true;
 
   constructor(path: string) {
     this.path = path;
@@ -66,8 +72,8 @@ export class MetadataDb {
     this.addGcRootSource(imageRootSource(this.db));
     this.addGcRootSource(leaseRootSource(this.db));
     this.addGcRootSource(contentRootSource(this.db));
-    this.addGcResourceKind(contentResourceKind(this.db));
-    this.addGcResourceKind(ingestResourceKind(this.db));
+    this.addGcResourceKind(contentResourceKind(this.db, () => this.markContentDirty()));
+    this.addGcResourceKind(ingestResourceKind(this.db, () => this.markContentDirty()));
     registerSnapshotProbe(this);
     this.addGcRootSource(snapshotRootSource(this.db));
     this.addGcResourceKind(snapshotResourceKind(this.db, (name) => this.markSnapshotterDirty(name)));
@@ -126,6 +132,18 @@ export class MetadataDb {
   /** Records that a snapshotter's backend may hold unrecorded snapshots (the next collection looks). */
   markSnapshotterDirty(name: string): void {
     this.#dirtySnapshotters.add(name);
+  }
+
+  /** Records that the content backend may hold unrecorded blobs or ingests (the next collection looks). */
+  markContentDirty(): void {
+    this.#contentDirty = true;
+  }
+
+  /** Whether the content backend needs a sweep; clears the flag (the collector sets it again on failure). */
+  takeContentDirty(): boolean {
+    const dirty = this.#contentDirty;
+    this.#contentDirty = false;
+    return dirty;
   }
 
   /**

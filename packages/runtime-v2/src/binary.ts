@@ -1,9 +1,8 @@
-import { execFile, spawn } from "node:child_process";
 import { constants, accessSync, statSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import type { DeleteResponse } from "@berth/api/task/v2";
-import { InvalidArgumentError, NotFoundError, UnknownError } from "@berth/errdefs";
+import { InvalidArgumentError, NotFoundError, UnknownError, isAlreadyExists } from "@berth/errdefs";
 import { fromBinary } from "@bufbuild/protobuf";
 import { BUNDLE_FILES, type Bundle } from "./bundle.js";
 
@@ -70,6 +69,13 @@ function shimEnv(config: ShimLaunchConfig): NodeJS.ProcessEnv {
   return { ...process.env, ...config.env, GOMAXPROCS: "2", TTRPC_ADDRESS: config.ttrpcAddress };
 }
 
+// Loaded with the first task, not at daemon start (it loads a native addon).
+let spawnModule: Promise<typeof import("@berth/spawn")> | undefined;
+export const spawnLib = (): Promise<typeof import("@berth/spawn")> => {
+  spawnModule ??= import("@berth/spawn");
+  return spawnModule;
+};
+
 const commonArgs = (config: ShimLaunchConfig, namespace: string) => [
   "-namespace",
   namespace,
@@ -79,16 +85,12 @@ const commonArgs = (config: ShimLaunchConfig, namespace: string) => [
   config.publishBinary,
 ];
 
-// Makes the log fifo ($0) and execs the shim ("$@"): one fork of the daemon instead of two (a fork of a large
-// Node process costs tens of ms of CPU; the shell's own fork of mkfifo is cheap).
-const MKFIFO_THEN_EXEC = `mkfifo -m 0700 "$0" 2>/dev/null || [ -p "$0" ] || { echo "cannot create log fifo $0" >&2; exit 125; }
-exec "$@"`;
-
 /**
  * `<shim> -namespace NS -address A -publish-binary B -id ID start` in the bundle dir, with the runtime options
  * (a marshalled Any) on stdin: the shim forks its long-lived server, which writes `address` and `shim.pid`
  * into the bundle, and prints the address. Returns that address and records the binary in the bundle.
- * With `logFifo`, that fifo is created (if missing) just before the shim starts, in the same child process.
+ * With `logFifo`, that fifo is created first (if missing). The shim starts through posix_spawn: a fork of a
+ * large Node process costs ~10 ms of blocked event loop per task.
  */
 export async function startShimBinary(
   binary: string,
@@ -101,28 +103,26 @@ export async function startShimBinary(
   const args = [...commonArgs(config, bundle.namespace), "-id", bundle.id];
   if (config.debug) args.push("-debug");
   args.push("start");
-  const [file, argv] =
-    logFifo === undefined ? [binary, args] : ["/bin/sh", ["-c", MKFIFO_THEN_EXEC, logFifo, binary, ...args]];
-  const out = await new Promise<string>((resolvePromise, reject) => {
-    const child = spawn(file, argv, {
-      cwd: bundle.path,
-      env: shimEnv(config),
-      stdio: ["pipe", "pipe", "pipe"],
-      ...(signal ? { signal } : {}),
-    });
-    const chunks: Buffer[] = [];
-    child.stdout.on("data", (c: Buffer) => chunks.push(c));
-    child.stderr.on("data", (c: Buffer) => chunks.push(c));
-    child.stdin.on("error", () => {}); // a shim that does not read its options
-    child.stdin.end(options && options.length > 0 ? Buffer.from(options) : undefined);
-    child.once("error", reject);
-    child.once("close", (code, sig) => {
-      const text = Buffer.concat(chunks).toString("utf8");
-      if (code === 0) resolvePromise(text);
-      else reject(new UnknownError(`start failed: ${text.trim()}: ${sig ? `signal: ${sig}` : `exit status ${code}`}`));
-    });
+  if (logFifo !== undefined) {
+    try {
+      await (await spawnLib()).makeFifo(logFifo, 0o700);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw new UnknownError(`cannot create log fifo ${logFifo}`, { cause: err });
+    }
+  }
+  const r = await (await spawnLib()).run(binary, args, {
+    cwd: bundle.path,
+    env: shimEnv(config),
+    input: options && options.length > 0 ? options : new Uint8Array(0),
+    ...(signal ? { signal } : {}),
   });
-  const address = out.trim();
+  if (r.code !== 0) {
+    const text = Buffer.concat([r.stdout, r.stderr]).toString("utf8");
+    throw new UnknownError(
+      `start failed: ${text.trim()}: ${r.signal ? `signal: ${r.signal}` : `exit status ${r.code}`}`,
+    );
+  }
+  const address = r.stdout.toString("utf8").trim();
   if (address === "") throw new UnknownError(`start failed: shim ${binary} printed no address`);
   await writeFile(join(bundle.path, BUNDLE_FILES.shimBinaryPath), binary, { mode: 0o600 });
   return address;
@@ -143,30 +143,21 @@ export async function deleteShimBinary(binary: string, bundle: Bundle, config: S
   // The shim API's descriptors load when first needed (they are a noticeable part of berthd's start-up).
   const { DeleteResponseSchema } = await import("@berth/api/task/v2");
   const args = [...commonArgs(config, bundle.namespace), "-id", bundle.id, "-bundle", bundle.path, "delete"];
-  return new Promise((resolvePromise, reject) => {
-    execFile(
-      binary,
-      args,
-      { cwd: bundle.path, env: shimEnv(config), encoding: "buffer", timeout: 10_000, maxBuffer: 1 << 20 },
-      (err, stdout, stderr) => {
-        if (err) {
-          reject(new UnknownError(`shim delete ${bundle.id}: ${stderr.toString("utf8").trim()}: ${err.message}`));
-          return;
-        }
-        let response: DeleteResponse;
-        try {
-          response = fromBinary(DeleteResponseSchema, stdout);
-        } catch (e) {
-          reject(new UnknownError(`shim delete ${bundle.id}: bad response`, { cause: e }));
-          return;
-        }
-        const ts = response.exitedAt;
-        resolvePromise({
-          pid: response.pid,
-          exitStatus: response.exitStatus,
-          exitedAt: ts ? new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6)) : new Date(),
-        });
-      },
-    );
-  });
+  const r = await (await spawnLib()).run(binary, args, { cwd: bundle.path, env: shimEnv(config), timeoutMs: 10_000 });
+  if (r.code !== 0) {
+    const why = r.signal ? `signal: ${r.signal}` : `exit status ${r.code}`;
+    throw new UnknownError(`shim delete ${bundle.id}: ${r.stderr.toString("utf8").trim()}: ${why}`);
+  }
+  let response: DeleteResponse;
+  try {
+    response = fromBinary(DeleteResponseSchema, r.stdout);
+  } catch (e) {
+    throw new UnknownError(`shim delete ${bundle.id}: bad response`, { cause: e });
+  }
+  const ts = response.exitedAt;
+  return {
+    pid: response.pid,
+    exitStatus: response.exitStatus,
+    exitedAt: ts ? new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6)) : new Date(),
+  };
 }

@@ -1,25 +1,16 @@
-import { execFile } from "node:child_process";
 import { constants, closeSync, openSync } from "node:fs";
 import { lstat } from "node:fs/promises";
 import { Socket } from "node:net";
 import { join } from "node:path";
-import { fromNodeError, isAlreadyExists } from "@berth/errdefs";
+import { isAlreadyExists } from "@berth/errdefs";
 import type { Logger } from "@berth/plugin";
+import { spawnLib } from "./binary.js";
 import { BUNDLE_FILES, type Bundle } from "./bundle.js";
 
 /** The reading end of a shim's log fifo; `close()` lets go of it. */
 export interface ShimLog {
   close(): void;
 }
-
-const mkfifo = (path: string) =>
-  new Promise<void>((resolve, reject) =>
-    execFile("mkfifo", ["-m", "0700", path], (err, _out, stderr) => {
-      if (!err) return resolve();
-      if (stderr.includes("File exists")) return resolve();
-      reject(fromNodeError(err, `mkfifo ${path}: ${stderr.trim()}`));
-    }),
-  );
 
 async function isFifo(path: string): Promise<boolean> {
   try {
@@ -36,10 +27,10 @@ async function isFifo(path: string): Promise<boolean> {
  */
 export async function openShimLog(bundle: Bundle, log: Logger): Promise<ShimLog> {
   const path = join(bundle.path, BUNDLE_FILES.log);
-  // usually made already, with the shim's start (see startShimBinary): spawning mkfifo costs a fork
+  // usually made already, with the shim's start (see startShimBinary)
   if (!(await isFifo(path))) {
     try {
-      await mkfifo(path);
+      await (await spawnLib()).makeFifo(path, 0o700);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
     }

@@ -104,7 +104,7 @@ export function contentRootSource(db: SqliteDatabase): GcRootSource {
 }
 
 /** Content blob records: their `gc.ref.*` labels are their edges. */
-export function contentResourceKind(db: SqliteDatabase): GcResourceKind {
+export function contentResourceKind(db: SqliteDatabase, onRemove: () => void = () => {}): GcResourceKind {
   const labels = db.prepare<[string, string], { key: string; value: string }>(
     "SELECT key, value FROM content_labels WHERE namespace = ? AND digest = ?",
   );
@@ -123,12 +123,13 @@ export function contentResourceKind(db: SqliteDatabase): GcResourceKind {
     },
     remove(_gc, node) {
       remove.run(node.namespace, node.id);
+      onRemove();
     },
   };
 }
 
 /** Ingest records: an ingest keeps its expected blob. */
-export function ingestResourceKind(db: SqliteDatabase): GcResourceKind {
+export function ingestResourceKind(db: SqliteDatabase, onRemove: () => void = () => {}): GcResourceKind {
   const expected = db.prepare<[string, string], { expected: string }>(
     "SELECT expected FROM content_ingests WHERE namespace = ? AND ref = ?",
   );
@@ -145,6 +146,7 @@ export function ingestResourceKind(db: SqliteDatabase): GcResourceKind {
     },
     remove(_gc, node) {
       remove.run(node.namespace, node.id);
+      onRemove();
     },
   };
 }

@@ -1,4 +1,6 @@
 import { performance } from "node:perf_hooks";
+import type { ContentStore } from "@berth/content-store";
+import type { SqliteStatement } from "../db.js";
 import { isNotFound } from "@berth/errdefs";
 import { type Logger, silentLogger } from "@berth/plugin";
 import type { MetadataDb } from "../metadata.js";
@@ -24,6 +26,8 @@ export class GarbageCollector {
   readonly #db: MetadataDb;
   readonly #log: Logger;
   readonly #now: () => number;
+  #blobDigests: SqliteStatement<[], { digest: string }> | undefined;
+  #ingestRefs: SqliteStatement<[], { backend_ref: string }> | undefined;
 
   constructor(db: MetadataDb, options: GarbageCollectorOptions = {}) {
     this.#db = db;
@@ -108,7 +112,16 @@ export class GarbageCollector {
   /** Deletes blobs and aborts backend ingests that no namespace references (under the exclusive GC lock). */
   async #cleanBackend(): Promise<{ blobsDeleted: number; ingestsAborted: number }> {
     const backend = this.#db.contentBackend;
-    if (backend === undefined) return { blobsDeleted: 0, ingestsAborted: 0 };
+    if (backend === undefined || !this.#db.takeContentDirty()) return { blobsDeleted: 0, ingestsAborted: 0 };
+    try {
+      return await this.#sweepBackend(backend);
+    } catch (err) {
+      this.#db.markContentDirty(); // try again next time
+      throw err;
+    }
+  }
+
+  async #sweepBackend(backend: ContentStore): Promise<{ blobsDeleted: number; ingestsAborted: number }> {
     const db = this.#db.db;
 
     // Read the backend first, then the records: anything the backend lists was recorded before it existed.
@@ -116,12 +129,8 @@ export class GarbageCollector {
     await backend.walk(BACKEND_CTX, (info) => {
       blobs.push(info.digest);
     });
-    const referenced = new Set(
-      db
-        .prepare<[], { digest: string }>("SELECT DISTINCT digest FROM content_blobs")
-        .all()
-        .map((r) => r.digest),
-    );
+    this.#blobDigests ??= db.prepare<[], { digest: string }>("SELECT DISTINCT digest FROM content_blobs");
+    const referenced = new Set(this.#blobDigests.all().map((r) => r.digest));
     let blobsDeleted = 0;
     for (const digest of blobs) {
       if (referenced.has(digest)) continue;
@@ -130,17 +139,15 @@ export class GarbageCollector {
         blobsDeleted++;
         this.#log.debug({ digest }, "removed blob");
       } catch (err) {
-        if (!isNotFound(err)) this.#log.warn({ digest, err }, "failed to remove blob");
+        if (isNotFound(err)) continue;
+        this.#db.markContentDirty();
+        this.#log.warn({ digest, err }, "failed to remove blob");
       }
     }
 
     const statuses = await backend.listStatuses(BACKEND_CTX);
-    const ingests = new Set(
-      db
-        .prepare<[], { backend_ref: string }>("SELECT backend_ref FROM content_ingests")
-        .all()
-        .map((r) => r.backend_ref),
-    );
+    this.#ingestRefs ??= db.prepare<[], { backend_ref: string }>("SELECT backend_ref FROM content_ingests");
+    const ingests = new Set(this.#ingestRefs.all().map((r) => r.backend_ref));
     let ingestsAborted = 0;
     for (const status of statuses) {
       if (ingests.has(status.ref)) continue;
@@ -149,7 +156,9 @@ export class GarbageCollector {
         ingestsAborted++;
         this.#log.debug({ ref: status.ref }, "aborted ingest");
       } catch (err) {
-        if (!isNotFound(err)) this.#log.warn({ ref: status.ref, err }, "failed to abort ingest");
+        if (isNotFound(err)) continue;
+        this.#db.markContentDirty();
+        this.#log.warn({ ref: status.ref, err }, "failed to abort ingest");
       }
     }
     return { blobsDeleted, ingestsAborted };

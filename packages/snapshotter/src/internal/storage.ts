@@ -50,6 +50,15 @@ export class MetaStore {
   readonly #byKey: Database.Statement<[string], Row>;
   readonly #byId: Database.Statement<[number], Row>;
   readonly #children: Database.Statement<[number], { n: number }>;
+  // Prepared once: preparing a statement costs more than running these small ones.
+  readonly #q: {
+    insert: Database.Statement<[string, string, number | null, number, number, string]>;
+    commit: Database.Statement<[string, number, number, string, number, number, number]>;
+    delete: Database.Statement<[number]>;
+    setLabels: Database.Statement<[string, number, number]>;
+    all: Database.Statement<[], Row>;
+    ids: Database.Statement<[], { id: number }>;
+  };
 
   constructor(path: string) {
     this.#db = new Database(path);
@@ -61,6 +70,18 @@ export class MetaStore {
     this.#byKey = this.#db.prepare("SELECT * FROM snapshots WHERE key = ?");
     this.#byId = this.#db.prepare("SELECT * FROM snapshots WHERE id = ?");
     this.#children = this.#db.prepare("SELECT count(*) AS n FROM snapshots WHERE parent_id = ?");
+    this.#q = {
+      insert: this.#db.prepare(
+        "INSERT INTO snapshots (key, kind, parent_id, created_at, updated_at, labels) VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      commit: this.#db.prepare(
+        "UPDATE snapshots SET key = ?, kind = 'committed', created_at = ?, updated_at = ?, labels = ?, size = ?, inodes = ? WHERE id = ?",
+      ),
+      delete: this.#db.prepare("DELETE FROM snapshots WHERE id = ?"),
+      setLabels: this.#db.prepare("UPDATE snapshots SET labels = ?, updated_at = ? WHERE id = ?"),
+      all: this.#db.prepare("SELECT * FROM snapshots ORDER BY key"),
+      ids: this.#db.prepare("SELECT id FROM snapshots"),
+    };
   }
 
   close(): void {
@@ -143,11 +164,14 @@ export class MetaStore {
     return this.#db.transaction((): Snapshot => {
       const parentIds = this.checkCreate(key, parent);
       const now = Date.now();
-      const res = this.#db
-        .prepare(
-          "INSERT INTO snapshots (key, kind, parent_id, created_at, updated_at, labels) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .run(key, kind, parentIds.length > 0 ? Number(parentIds[0]) : null, now, now, JSON.stringify(labels));
+      const res = this.#q.insert.run(
+        key,
+        kind,
+        parentIds.length > 0 ? Number(parentIds[0]) : null,
+        now,
+        now,
+        JSON.stringify(labels),
+      );
       const s: Snapshot = { id: String(res.lastInsertRowid), kind, parentIds };
       hook?.(s);
       return s;
@@ -175,11 +199,7 @@ export class MetaStore {
     return this.#db.transaction((): Snapshot => {
       const s = this.checkCommit(name, key);
       const now = Date.now();
-      this.#db
-        .prepare(
-          "UPDATE snapshots SET key = ?, kind = 'committed', created_at = ?, updated_at = ?, labels = ?, size = ?, inodes = ? WHERE id = ?",
-        )
-        .run(name, now, now, JSON.stringify(labels), usage.size, usage.inodes, Number(s.id));
+      this.#q.commit.run(name, now, now, JSON.stringify(labels), usage.size, usage.inodes, Number(s.id));
       return { ...s, kind: Kind.Committed };
     })();
   }
@@ -191,7 +211,7 @@ export class MetaStore {
       const { n } = this.#children.get(row.id) ?? { n: 0 };
       if (n > 0) throw new FailedPreconditionError(`cannot remove snapshot ${key} with ${n} child(ren)`);
       const s = this.#snapshot(row);
-      this.#db.prepare("DELETE FROM snapshots WHERE id = ?").run(row.id);
+      this.#q.delete.run(row.id);
       hook?.(s);
       return s;
     })();
@@ -201,9 +221,7 @@ export class MetaStore {
     return this.#db.transaction((): Info => {
       const row = this.#row(key);
       const next = applyLabelUpdate(JSON.parse(row.labels) as Record<string, string>, labels, fieldpaths, key);
-      this.#db
-        .prepare("UPDATE snapshots SET labels = ?, updated_at = ? WHERE id = ?")
-        .run(JSON.stringify(next), Math.max(Date.now(), row.updated_at), row.id);
+      this.#q.setLabels.run(JSON.stringify(next), Math.max(Date.now(), row.updated_at), row.id);
       return this.#info(this.#row(key));
     })();
   }
@@ -211,7 +229,7 @@ export class MetaStore {
   /** Infos matching any of the filters (all when none), sorted by key. */
   walk(filters: readonly string[] | undefined): Info[] {
     const filter = parseAll(filters ?? []);
-    const rows = this.#db.prepare<[], Row>("SELECT * FROM snapshots ORDER BY key").all();
+    const rows = this.#q.all.all();
     const out: Info[] = [];
     for (const row of rows) {
       const info = this.#info(row);
@@ -222,7 +240,7 @@ export class MetaStore {
 
   /** Every id in use. */
   ids(): Set<string> {
-    const rows = this.#db.prepare<[], { id: number }>("SELECT id FROM snapshots").all();
+    const rows = this.#q.ids.all();
     return new Set(rows.map((r) => String(r.id)));
   }
 }

@@ -1,0 +1,1 @@
+export { makeFifo, nativeSpawn, run, type RunOptions, type RunResult } from "./run.js";

@@ -1,0 +1,84 @@
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isAlreadyExists, isNotFound } from "@berth/errdefs";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeFifo, nativeSpawn, run } from "../src/index.js";
+
+const dir = mkdtempSync(join(tmpdir(), "berth-spawn-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("run", () => {
+  it("uses the native addon when it is built (the package build makes it)", () => {
+    expect(nativeSpawn).toBe(true);
+  });
+
+  it("collects stdout and stderr and reports the exit code", async () => {
+    const r = await run("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"]);
+    expect(r).toMatchObject({ code: 3, signal: null });
+    expect(r.stdout.toString()).toBe("out\n");
+    expect(r.stderr.toString()).toBe("err\n");
+  });
+
+  it("passes input on stdin, the environment, and the working directory", async () => {
+    const r = await run("sh", ["-c", 'read line; echo "$line $FOO $(pwd)"'], {
+      input: Buffer.from("hello\n"),
+      env: { FOO: "bar", PATH: "/usr/bin:/bin" },
+      cwd: dir,
+    });
+    expect(r.stdout.toString()).toBe(`hello bar ${dir}\n`);
+  });
+
+  it("passes large input without blocking", async () => {
+    const big = Buffer.alloc(1 << 20, "x");
+    const r = await run("wc", ["-c"], { input: big });
+    expect(r.stdout.toString().trim()).toBe(String(1 << 20));
+  });
+
+  it("reports the signal that ended the child", async () => {
+    const r = await run("/bin/sh", ["-c", "kill -TERM $$"]);
+    expect(r).toMatchObject({ code: null, signal: "SIGTERM" });
+  });
+
+  it("kills the child at its timeout and when aborted", async () => {
+    const t = await run("sleep", ["10"], { timeoutMs: 50 });
+    expect(t.signal).toBe("SIGKILL");
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const a = await run("sleep", ["10"], { signal: ac.signal });
+    expect(a.signal).toBe("SIGKILL");
+  });
+
+  it("rejects with NotFound for a missing binary, and leaks no fds", async () => {
+    const before = fdCount();
+    await expect(run("/nonexistent/binary", [])).rejects.toSatisfy(isNotFound);
+    await run("true", []);
+    expect(fdCount()).toBe(before);
+  });
+
+  it("does not wait for a grandchild that keeps the output open", async () => {
+    const started = Date.now();
+    const r = await run("/bin/sh", ["-c", "sleep 5 & echo parent"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.toString()).toBe("parent\n");
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+});
+
+describe("makeFifo", () => {
+  it("creates a fifo with the mode, and AlreadyExists when the path exists", async () => {
+    const path = join(dir, "fifo");
+    await makeFifo(path, 0o700);
+    const st = statSync(path);
+    expect(st.isFIFO()).toBe(true);
+    expect(st.mode & 0o777).toBe(0o700);
+    await expect(makeFifo(path, 0o700)).rejects.toSatisfy(isAlreadyExists);
+    writeFileSync(join(dir, "file"), "");
+    await expect(makeFifo(join(dir, "file"), 0o700)).rejects.toSatisfy(isAlreadyExists);
+    await expect(makeFifo(join(dir, "missing", "fifo"), 0o700)).rejects.toSatisfy(isNotFound);
+  });
+});
+
+function fdCount(): number {
+  return readdirSync("/proc/self/fd").length;
+}
