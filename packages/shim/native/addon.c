@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+#include <uv.h>
 
 extern char **environ;
 
@@ -95,31 +97,49 @@ static napi_value set_subreaper(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// spawn(file, argv, env|null, fds[3] (-1 = /dev/null)) -> pid. The child gets exactly fds 0..2.
+// spawn(file, argv, env|null, fds) -> pid. The child gets fds[i] as fd i: for 0..2 a -1 means /dev/null,
+// beyond that a -1 leaves the fd closed. Everything else of ours is FD_CLOEXEC and stays behind.
 static napi_value spawn_process(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value args[4];
   CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  uint32_t nfds = 0;
+  if (napi_get_array_length(env, args[3], &nfds) != napi_ok) nfds = 0;
+  if (nfds < 3) nfds = 3;
+  if (nfds > 64) return throw_errno(env, "spawn: too many fds", EINVAL);
+  int fds[64];
+  int base = (int)nfds;
+  for (uint32_t i = 0; i < nfds; i++) {
+    fds[i] = -1;
+    napi_value item;
+    if (napi_get_element(env, args[3], i, &item) == napi_ok) napi_get_value_int32(env, item, &fds[i]);
+    if (fds[i] >= base) base = fds[i] + 1;
+  }
   char *file = get_string(env, args[0]);
   char **argv = get_string_array(env, args[1]);
   char **envp = get_string_array(env, args[2]);
-  int fds[3] = {-1, -1, -1};
-  for (uint32_t i = 0; i < 3; i++) {
-    napi_value item;
-    if (napi_get_element(env, args[3], i, &item) == napi_ok) napi_get_value_int32(env, item, &fds[i]);
-  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  for (int i = 0; i < 3; i++) {
-    if (fds[i] >= 0) {
-      if (fds[i] == i) {
-        // dup2 onto itself would keep FD_CLOEXEC set; adddup2 with equal fds clears it in glibc >= 2.29
+  if (nfds == 3) {
+    for (int i = 0; i < 3; i++) {
+      if (fds[i] >= 0) {
+        // adddup2 with equal fds clears FD_CLOEXEC (glibc >= 2.29)
         posix_spawn_file_actions_adddup2(&actions, fds[i], i);
       } else {
-        posix_spawn_file_actions_adddup2(&actions, fds[i], i);
+        posix_spawn_file_actions_addopen(&actions, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
       }
-    } else {
-      posix_spawn_file_actions_addopen(&actions, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+    }
+  } else {
+    // Through temporaries above every source, so that no dup2 overwrites a source still to be moved.
+    for (uint32_t i = 0; i < nfds; i++)
+      if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&actions, fds[i], base + (int)i);
+    for (uint32_t i = 0; i < nfds; i++) {
+      if (fds[i] >= 0) {
+        posix_spawn_file_actions_adddup2(&actions, base + (int)i, (int)i);
+        posix_spawn_file_actions_addclose(&actions, base + (int)i);
+      } else if (i < 3) {
+        posix_spawn_file_actions_addopen(&actions, (int)i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+      }
     }
   }
   posix_spawnattr_t attr;
@@ -143,6 +163,167 @@ static napi_value spawn_process(napi_env env, napi_callback_info info) {
   napi_value result;
   CHECK(napi_create_int32(env, pid, &result));
   return result;
+}
+
+// pipe() -> [readFd, writeFd], both FD_CLOEXEC and blocking.
+static napi_value make_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return throw_errno(env, "pipe", errno);
+  napi_value result, r, w;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, p[0], &r);
+  napi_create_int32(env, p[1], &w);
+  napi_set_element(env, result, 0, r);
+  napi_set_element(env, result, 1, w);
+  return result;
+}
+
+// oomEventFd(memoryCgroupDir) -> an eventfd (non-blocking, FD_CLOEXEC) that the kernel signals on each OOM of
+// that cgroup v1 memory cgroup, and when the cgroup is removed (cgroup.event_control on memory.oom_control).
+static napi_value oom_event_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  char *dir = get_string(env, args[0]);
+  if (!dir) return throw_errno(env, "oomEventFd", EINVAL);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/memory.oom_control", dir);
+  int ofd = open(path, O_RDONLY | O_CLOEXEC);
+  if (ofd < 0) {
+    int err = errno;
+    free(dir);
+    return throw_errno(env, path, err);
+  }
+  int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) {
+    int err = errno;
+    close(ofd);
+    free(dir);
+    return throw_errno(env, "eventfd", err);
+  }
+  snprintf(path, sizeof path, "%s/cgroup.event_control", dir);
+  free(dir);
+  int cfd = open(path, O_WRONLY | O_CLOEXEC);
+  char line[64];
+  int len = snprintf(line, sizeof line, "%d %d", efd, ofd);
+  int err = 0;
+  if (cfd < 0 || write(cfd, line, (size_t)len) != len) err = errno;
+  if (cfd >= 0) close(cfd);
+  close(ofd);
+  if (err != 0) {
+    close(efd);
+    return throw_errno(env, path, err);
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, efd, &result));
+  return result;
+}
+
+// A readable-fd watch on the server's own event loop (uv_poll: no thread). Each time the fd is readable, 8 bytes
+// (an eventfd counter) are read and the callback gets the count.
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int fd;
+  int stopped;
+  int closed;    // uv_close has completed
+  int finalized; // the JS handle has been collected
+} fd_watch;
+
+// The watch is freed once both libuv and the JS handle are done with it.
+static void on_watch_closed(uv_handle_t *handle) {
+  fd_watch *w = handle->data;
+  close(w->fd);
+  w->closed = 1;
+  if (w->finalized) free(w);
+}
+
+static void stop_watch(fd_watch *w) {
+  if (w->stopped) return;
+  w->stopped = 1;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(w->env, w->callback);
+  napi_async_destroy(w->env, w->context);
+  uv_close((uv_handle_t *)&w->poll, on_watch_closed);
+}
+
+static void on_watch_readable(uv_poll_t *handle, int status, int events) {
+  fd_watch *w = handle->data;
+  if (w->stopped) return;
+  uint64_t count = 0;
+  ssize_t n = read(w->fd, &count, sizeof count);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value callback, recv, arg, ignored;
+  napi_get_reference_value(env, w->callback, &callback);
+  napi_get_global(env, &recv); // napi_make_callback wants an object as `this`
+  napi_create_double(env, n == (ssize_t)sizeof count ? (double)count : -1, &arg);
+  if (callback != NULL &&
+      napi_make_callback(env, w->context, recv, callback, 1, &arg, &ignored) == napi_pending_exception) {
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    napi_fatal_exception(env, exception);
+  }
+  if (status < 0 || n <= 0) stop_watch(w); // the fd is broken: that was the last call (-1)
+  napi_close_handle_scope(env, scope);
+}
+
+static void finalize_watch(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  fd_watch *w = data;
+  w->finalized = 1;
+  if (!w->stopped) stop_watch(w);
+  else if (w->closed) free(w);
+}
+
+// watchFd(fd, callback) -> a watch handle; the fd becomes the watch's (closed by unwatchFd). The watch does not
+// keep the server alive.
+static napi_value watch_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  int fd = -1;
+  napi_get_value_int32(env, args[0], &fd);
+  uv_loop_t *loop = NULL;
+  if (fd < 0 || napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_errno(env, "watchFd", EINVAL);
+  fd_watch *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, "watchFd", ENOMEM);
+  w->env = env;
+  w->fd = fd;
+  int rc = uv_poll_init(loop, &w->poll, fd);
+  if (rc != 0) {
+    free(w);
+    return throw_errno(env, "uv_poll_init", -rc);
+  }
+  w->poll.data = w;
+  napi_value name, resource;
+  napi_create_string_utf8(env, "berth:fdwatch", NAPI_AUTO_LENGTH, &name);
+  napi_create_object(env, &resource);
+  napi_create_reference(env, args[1], 1, &w->callback);
+  napi_async_init(env, resource, name, &w->context);
+  uv_poll_start(&w->poll, UV_READABLE, on_watch_readable);
+  uv_unref((uv_handle_t *)&w->poll);
+  napi_value result;
+  CHECK(napi_create_external(env, w, finalize_watch, NULL, &result));
+  return result;
+}
+
+// unwatchFd(handle): stops the watch and closes its fd (idempotent).
+static napi_value unwatch_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value args[1];
+  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
+  void *data = NULL;
+  if (napi_get_value_external(env, args[0], &data) != napi_ok || data == NULL)
+    return throw_errno(env, "unwatchFd", EINVAL);
+  stop_watch((fd_watch *)data);
+  return NULL;
 }
 
 // reap() -> [pid, status, pid, status, ...]: every child that has exited, status as a shell reports it
@@ -344,6 +525,10 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setSubreaper", NULL, set_subreaper, NULL, NULL, NULL, napi_default, NULL},
       {"spawn", NULL, spawn_process, NULL, NULL, NULL, napi_default, NULL},
+      {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_default, NULL},
+      {"oomEventFd", NULL, oom_event_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"watchFd", NULL, watch_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"unwatchFd", NULL, unwatch_fd, NULL, NULL, NULL, napi_default, NULL},
       {"reap", NULL, reap, NULL, NULL, NULL, napi_default, NULL},
       {"openFifo", NULL, open_fifo, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},

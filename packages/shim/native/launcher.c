@@ -161,12 +161,29 @@ static int spawn_server(const char *sock) {
   return pid;
 }
 
+// mkdir -p: /run/containerd may not exist yet (nothing made ctr's fifo dir when every output is a log URI).
+static int mkdir_parents(const char *dir) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(path, 0711) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  if (mkdir(path, 0711) != 0 && errno != EEXIST) return -1;
+  return 0;
+}
+
 static int cmd_start(void) {
   if (!*flag_namespace) die("%s", "-namespace is required");
   if (!*flag_id) die("%s", "-id is required");
   const char *dir = getenv("BERTH_SHIM_SOCKET_DIR");
   if (!dir || !*dir) dir = DEFAULT_SOCKET_DIR;
-  if (mkdir(dir, 0711) != 0 && errno != EEXIST) die("mkdir socket dir: %s", strerror(errno));
+  if (mkdir_parents(dir) != 0) die("mkdir socket dir: %s", strerror(errno));
   char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
   int len = snprintf(sock, sizeof sock, "%s/berth-%016llx", dir,
                      (unsigned long long)fnv1a(flag_address, flag_namespace));

@@ -160,14 +160,17 @@ export class Container {
 
   async #createInit(noPivot: boolean): Promise<void> {
     const p = this.init;
-    const io = ProcessIO.open(this.#native, p.stdio, this.bundle, "init");
+    const io = await ProcessIO.open(this.#native, this.#reaper, p.stdio, this.bundle, "init", {
+      id: this.id,
+      namespace: this.namespace,
+    });
     p.io = io;
     const pidFile = join(this.bundle, "init.pid");
     try {
       await this.runtime.create(this.id, this.bundle, pidFile, io.consoleSocket, io.fds, noPivot);
     } catch (err) {
       io.closeRuntimeFds();
-      io.close();
+      await io.close();
       throw err;
     }
     io.closeRuntimeFds();
@@ -228,7 +231,17 @@ export class Container {
     const spec = join(this.bundle, `.exec-${execId}.json`);
     const pidFile = join(this.bundle, `.exec-${execId}.pid`);
     writeFileSync(spec, p.spec ?? new Uint8Array());
-    const io = ProcessIO.open(this.#native, p.stdio, this.bundle, `exec-${execId}`);
+    let io: ProcessIO;
+    try {
+      io = await ProcessIO.open(this.#native, this.#reaper, p.stdio, this.bundle, `exec-${execId}`, {
+        id: execId,
+        namespace: this.namespace,
+      });
+    } catch (err) {
+      rmSync(spec, { force: true });
+      p.status = Status.STOPPED;
+      throw err;
+    }
     p.io = io;
     try {
       await this.runtime.exec(this.id, spec, pidFile, io.consoleSocket, io.fds);
@@ -237,7 +250,7 @@ export class Container {
       p.pid = Number.parseInt(readFileSync(pidFile, "utf8"), 10);
     } catch (err) {
       io.closeRuntimeFds();
-      io.close();
+      await io.close();
       p.status = Status.STOPPED;
       throw err;
     } finally {
@@ -291,7 +304,7 @@ export class Container {
         throw new FailedPreconditionError(`process ${execId} must be stopped before deletion`, { bare: true });
       }
       this.execs.delete(execId);
-      p.io?.close();
+      await p.io?.close();
       return p;
     }
     if (p.status === Status.RUNNING || p.status === Status.PAUSED) {
@@ -307,8 +320,8 @@ export class Container {
       // never started: the init was killed by the forced delete
       p.exited(p.exit ?? { status: 128 + 9, at: new Date() });
     }
-    p.io?.close();
-    for (const e of this.execs.values()) e.io?.close();
+    // containerd's shim waits for logging binaries here too (they get SIGTERM and a grace period)
+    await Promise.all([p.io?.close(), ...[...this.execs.values()].map((e) => e.io?.close())]);
     if (this.#mounted) unmountAll(this.#native, join(this.bundle, "rootfs"));
     return p;
   }

@@ -1,11 +1,13 @@
-import { openSync } from "node:fs";
+import { mkdirSync, openSync } from "node:fs";
 import { Socket } from "node:net";
+import { dirname, join } from "node:path";
 import { ReadStream } from "node:tty";
-import { join } from "node:path";
-import { NotImplementedError } from "@berth/errdefs";
+import { InvalidArgumentError } from "@berth/errdefs";
+import { BinaryLogger } from "./binary-logger.js";
 import type { ShimNative } from "./native.js";
+import type { Reaper } from "./reaper.js";
 
-/** The stdio a client asked for: fifo paths (or `file://` URIs), and whether the process has a tty. */
+/** The stdio a client asked for: fifo paths (or `file://` / `binary://` URIs), and whether the process has a tty. */
 export interface StdioRequest {
   readonly stdin: string;
   readonly stdout: string;
@@ -19,7 +21,8 @@ export interface StdioRequest {
  * exits. Until the process is started we keep one extra write end of the stdin fifo, so that the process
  * cannot read EOF before a client that opens its side late (between Create and Start) has done so; after
  * that, stdin ends when the client closes its side, as with containerd's shim. With a tty, runc sends the
- * pty master to our console socket and we copy between it and the fifos.
+ * pty master to our console socket and we copy between it and the fifos. A `binary://` stdout starts a logging
+ * binary (see binary-logger.ts) that gets both output streams; stdin is then /dev/null, as with containerd.
  */
 export class ProcessIO {
   readonly #native: ShimNative;
@@ -32,21 +35,54 @@ export class ProcessIO {
   #masterFd = -1;
   #outputs: Socket[] = [];
   #outputDone: Promise<void> = Promise.resolve();
+  #logger: BinaryLogger | undefined;
+  /** With a tty and a logging binary: the write end of its stdout pipe, until the copy from the pty owns it. */
+  #loggerOut = -1;
 
   private constructor(native: ShimNative, consoleSocket: string | undefined) {
     this.#native = native;
     this.consoleSocket = consoleSocket;
   }
 
-  /** Opens the stdio for a process about to be created; `dir` holds the console socket (short path). */
-  static open(native: ShimNative, req: StdioRequest, dir: string, name: string): ProcessIO {
+  /**
+   * Opens the stdio for a process about to be created; `dir` holds the console socket (short path). `owner` is
+   * what a logging binary is told in CONTAINER_ID / CONTAINER_NAMESPACE (the exec id for an exec, as containerd).
+   */
+  static async open(
+    native: ShimNative,
+    reaper: Reaper,
+    req: StdioRequest,
+    dir: string,
+    name: string,
+    owner: { id: string; namespace: string },
+  ): Promise<ProcessIO> {
+    const binary = req.stdout.startsWith("binary:");
     if (req.terminal) {
       const path = join(dir, `.console-${name}.sock`);
       const io = new ProcessIO(native, path);
-      io.#consoleListen = native.listenUnix(path);
+      if (binary) {
+        // the tty output goes to the logger's stdout pipe; its stderr pipe only ever reads EOF
+        const logger = await BinaryLogger.start(native, reaper, req.stdout, owner.id, owner.namespace);
+        io.#logger = logger;
+        native.close(logger.stderr);
+        io.#loggerOut = logger.stdout;
+      }
+      try {
+        io.#consoleListen = native.listenUnix(path);
+      } catch (err) {
+        void io.close();
+        throw err;
+      }
       return io;
     }
     const io = new ProcessIO(native, undefined);
+    if (binary) {
+      const logger = await BinaryLogger.start(native, reaper, req.stdout, owner.id, owner.namespace);
+      io.#logger = logger;
+      io.fds[1] = logger.stdout;
+      io.fds[2] = logger.stderr;
+      return io;
+    }
     try {
       if (req.stdin !== "") {
         io.#stdinHold = native.openFifo(fifoPath(req.stdin), "rw");
@@ -56,7 +92,7 @@ export class ProcessIO {
       io.fds[2] = req.stderr === req.stdout && io.fds[1] >= 0 ? io.fds[1] : openOutput(native, req.stderr);
     } catch (err) {
       io.closeRuntimeFds();
-      io.close();
+      void io.close();
       throw err;
     }
     return io;
@@ -84,8 +120,15 @@ export class ProcessIO {
     const master: Socket = new ReadStream(fd);
     this.#master = master;
     master.on("error", () => {}); // EIO once the last slave fd closes: the end of output
-    if (req.stdout !== "") {
-      const out = new Socket({ fd: this.#native.openFifo(fifoPath(req.stdout), "w"), readable: false, writable: true });
+    const outFd =
+      this.#loggerOut >= 0
+        ? this.#loggerOut
+        : req.stdout !== ""
+          ? this.#native.openFifo(fifoPath(req.stdout), "w")
+          : -1;
+    this.#loggerOut = -1;
+    if (outFd >= 0) {
+      const out = new Socket({ fd: outFd, readable: false, writable: true });
       out.on("error", () => {});
       this.#outputs.push(out);
       this.#outputDone = new Promise((resolve) => {
@@ -122,7 +165,20 @@ export class ProcessIO {
     return Promise.race([this.#outputDone, new Promise<void>((r) => setTimeout(r, timeoutMs).unref())]);
   }
 
-  close(): void {
+  /**
+   * Releases the stdio (at delete, or after a failed create). A logging binary that is still running gets
+   * SIGTERM, and SIGKILL if it lingers; the promise settles when it is gone.
+   */
+  close(): Promise<void> {
+    const logger = this.#logger;
+    this.#logger = undefined;
+    this.#closeLocal();
+    return logger === undefined ? Promise.resolve() : logger.stop();
+  }
+
+  #closeLocal(): void {
+    if (this.#loggerOut >= 0) this.#native.close(this.#loggerOut);
+    this.#loggerOut = -1;
     this.closeStdin();
     if (this.#consoleListen >= 0) this.#native.close(this.#consoleListen);
     this.#consoleListen = -1;
@@ -141,9 +197,10 @@ function openOutput(native: ShimNative, uri: string): number {
   if (uri === "") return -1;
   if (uri.startsWith("file://")) {
     const path = decodeURIComponent(new URL(uri).pathname);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
     return openSync(path, "a", 0o640);
   }
-  if (uri.startsWith("binary://"))
-    throw new NotImplementedError("binary:// logging is not supported by the berth shim", { bare: true });
+  if (uri.startsWith("binary:"))
+    throw new InvalidArgumentError("a binary:// log URI must be the stdout of a process", { bare: true });
   return native.openFifo(fifoPath(uri), "w");
 }

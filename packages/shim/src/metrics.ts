@@ -1,7 +1,18 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { type Metrics, MetricsSchema } from "@berth/api/cgroups/v1";
+import {
+  type HugeTlbStatSchema,
+  type IOEntrySchema,
+  type IOStatSchema,
+  type Metrics as MetricsV2,
+  MetricsSchema as MetricsV2Schema,
+  type PSIStatsSchema,
+  type RdmaEntrySchema,
+} from "@berth/api/cgroups/v2";
+
+type Init<S extends Parameters<typeof create>[0]> = MessageInitShape<S>;
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
 
@@ -109,5 +120,185 @@ export function cgroupV1Metrics(cgroupsPath: string): Metrics {
       kernel: entry("memory.kmem"),
       kernelTcp: entry("memory.kmem.tcp"),
     },
+  });
+}
+
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+const U32_MAX = 0xffff_ffff;
+
+/** A counter as the kernel writes it: "max" is unlimited (all ones), negative or garbage is 0. */
+function counter(text: string | undefined): bigint {
+  const t = text?.trim();
+  if (t === undefined || t === "") return 0n;
+  if (t === "max") return U64_MAX;
+  if (!/^\d+$/.test(t)) return 0n;
+  const v = BigInt(t);
+  return v > U64_MAX ? U64_MAX : v;
+}
+
+/** `key value` lines (cpu.stat, memory.stat, memory.events); unparsable values are left out. */
+function flatKeyed(text: string | undefined): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const line of (text ?? "").split("\n")) {
+    const parts = line.trim().split(/\s+/);
+    if (parts.length !== 2) continue;
+    const [k, v] = parts as [string, string];
+    if (/^-?\d+$/.test(v)) out.set(k, v.startsWith("-") ? 0n : counter(v));
+  }
+  return out;
+}
+
+/** A *.pressure file: `some|full avg10=… avg60=… avg300=… total=…`. */
+function pressure(text: string | undefined): Init<typeof PSIStatsSchema> | undefined {
+  if (text === undefined) return undefined;
+  const out: { some?: Init<typeof PSIStatsSchema>["some"]; full?: Init<typeof PSIStatsSchema>["some"] } = {};
+  for (const line of text.split("\n")) {
+    const [kind, ...fields] = line.trim().split(/\s+/);
+    if (kind !== "some" && kind !== "full") continue;
+    const data = { avg10: 0, avg60: 0, avg300: 0, total: 0n };
+    for (const f of fields) {
+      const [k, v] = f.split("=");
+      if (v === undefined) continue;
+      if (k === "total") data.total = counter(v);
+      else if (k === "avg10" || k === "avg60" || k === "avg300") data[k] = Number.parseFloat(v) || 0;
+    }
+    out[kind] = data;
+  }
+  return out;
+}
+
+/** io.stat: `MAJ:MIN rbytes=… wbytes=… rios=… wios=… …` per device. */
+function ioEntries(text: string | undefined): { usage: Init<typeof IOEntrySchema>[] } {
+  const usage: { major: bigint; minor: bigint; rbytes?: bigint; wbytes?: bigint; rios?: bigint; wios?: bigint }[] = [];
+  for (const line of (text ?? "").split("\n")) {
+    const [dev, ...fields] = line.trim().split(/\s+/);
+    const m = /^(\d+):(\d+)$/.exec(dev ?? "");
+    if (m === null) continue;
+    const entry: (typeof usage)[number] = { major: BigInt(m[1] as string), minor: BigInt(m[2] as string) };
+    for (const f of fields) {
+      const [k, v] = f.split("=");
+      if ((k === "rbytes" || k === "wbytes" || k === "rios" || k === "wios") && v !== undefined && /^\d+$/.test(v)) {
+        entry[k] = counter(v);
+      }
+    }
+    usage.push(entry);
+  }
+  return { usage };
+}
+
+/** rdma.current / rdma.max: `DEVICE hca_handle=N hca_object=N` ("max": all ones, 32-bit). */
+function rdmaEntries(text: string | undefined): Init<typeof RdmaEntrySchema>[] {
+  const out: { device: string; hcaHandles?: number; hcaObjects?: number }[] = [];
+  for (const line of (text ?? "").split("\n")) {
+    const [device, ...fields] = line.trim().split(/\s+/);
+    if (device === undefined || device === "" || fields.length === 0) continue;
+    const entry: (typeof out)[number] = { device };
+    for (const f of fields) {
+      const [k, v] = f.split("=");
+      const n = v === "max" ? U32_MAX : /^\d+$/.test(v ?? "") ? Math.min(Number(v), U32_MAX) : undefined;
+      if (n === undefined) continue;
+      if (k === "hca_handle") entry.hcaHandles = n;
+      else if (k === "hca_object") entry.hcaObjects = n;
+    }
+    out.push(entry);
+  }
+  return out;
+}
+
+/** hugetlb.<size>.current / .max, one entry per page size (sorted by size name). */
+function hugetlb(dir: string): Init<typeof HugeTlbStatSchema>[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const bySize = new Map<string, { pagesize: string; current?: bigint; max?: bigint }>();
+  for (const name of names) {
+    const m = /^hugetlb\.([^.]+)\.(current|max)$/.exec(name);
+    if (m === null) continue;
+    const size = m[1] as string;
+    const entry = bySize.get(size) ?? { pagesize: size };
+    entry[m[2] as "current" | "max"] = counter(read(join(dir, name)));
+    bySize.set(size, entry);
+  }
+  return [...bySize.keys()].sort().map((k) => bySize.get(k) as Init<typeof HugeTlbStatSchema>);
+}
+
+/**
+ * cgroup v2 statistics of the cgroup directory `dir` (unified hierarchy), as containerd's shim reports them
+ * (io.containerd.cgroups.v2.Metrics), plus the pressure (PSI) and peak fields where the kernel has them.
+ * Files a controller does not provide are reported as zero.
+ */
+export function cgroupV2Metrics(dir: string): MetricsV2 {
+  const file = (name: string) => read(join(dir, name));
+  const cpu = flatKeyed(file("cpu.stat"));
+  const mem = flatKeyed(file("memory.stat"));
+  const eventsText = file("memory.events");
+  const events = flatKeyed(eventsText);
+  const c = (k: string) => cpu.get(k) ?? 0n;
+  const m = (k: string) => mem.get(k) ?? 0n;
+  const e = (k: string) => events.get(k) ?? 0n;
+  const io = ioEntries(file("io.stat"));
+  const ioPsi = pressure(file("io.pressure"));
+  return create(MetricsV2Schema, {
+    pids: { current: counter(file("pids.current")), limit: counter(file("pids.max")) },
+    cpu: {
+      usageUsec: c("usage_usec"),
+      userUsec: c("user_usec"),
+      systemUsec: c("system_usec"),
+      nrPeriods: c("nr_periods"),
+      nrThrottled: c("nr_throttled"),
+      throttledUsec: c("throttled_usec"),
+      nrBursts: c("nr_bursts"),
+      burstUsec: c("burst_usec"),
+      psi: pressure(file("cpu.pressure")),
+    },
+    memory: {
+      anon: m("anon"),
+      file: m("file"),
+      kernelStack: m("kernel_stack"),
+      slab: m("slab"),
+      sock: m("sock"),
+      shmem: m("shmem"),
+      fileMapped: m("file_mapped"),
+      fileDirty: m("file_dirty"),
+      fileWriteback: m("file_writeback"),
+      anonThp: m("anon_thp"),
+      inactiveAnon: m("inactive_anon"),
+      activeAnon: m("active_anon"),
+      inactiveFile: m("inactive_file"),
+      activeFile: m("active_file"),
+      unevictable: m("unevictable"),
+      slabReclaimable: m("slab_reclaimable"),
+      slabUnreclaimable: m("slab_unreclaimable"),
+      pgfault: m("pgfault"),
+      pgmajfault: m("pgmajfault"),
+      workingsetRefault: m("workingset_refault"),
+      workingsetActivate: m("workingset_activate"),
+      workingsetNodereclaim: m("workingset_nodereclaim"),
+      pgrefill: m("pgrefill"),
+      pgscan: m("pgscan"),
+      pgsteal: m("pgsteal"),
+      pgactivate: m("pgactivate"),
+      pgdeactivate: m("pgdeactivate"),
+      pglazyfree: m("pglazyfree"),
+      pglazyfreed: m("pglazyfreed"),
+      thpFaultAlloc: m("thp_fault_alloc"),
+      thpCollapseAlloc: m("thp_collapse_alloc"),
+      usage: counter(file("memory.current")),
+      usageLimit: counter(file("memory.max")),
+      swapUsage: counter(file("memory.swap.current")),
+      swapLimit: counter(file("memory.swap.max")),
+      maxUsage: counter(file("memory.peak")),
+      swapMaxUsage: counter(file("memory.swap.peak")),
+      psi: pressure(file("memory.pressure")),
+    },
+    ...(eventsText !== undefined
+      ? { memoryEvents: { low: e("low"), high: e("high"), max: e("max"), oom: e("oom"), oomKill: e("oom_kill") } }
+      : {}),
+    io: (ioPsi === undefined ? io : { ...io, psi: ioPsi }) as Init<typeof IOStatSchema>,
+    rdma: { current: rdmaEntries(file("rdma.current")), limit: rdmaEntries(file("rdma.max")) },
+    hugetlb: hugetlb(dir),
   });
 }

@@ -5,8 +5,26 @@ import { fileURLToPath } from "node:url";
 export interface ShimNative {
   /** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants (a container's init after runc exits) become ours. */
   setSubreaper(): void;
-  /** posix_spawn with exactly `fds` as 0, 1, 2 (-1: /dev/null); `env` null inherits ours. Returns the pid. */
+  /**
+   * posix_spawn with exactly `fds[i]` as fd i (0-2: -1 is /dev/null; beyond: -1 leaves it closed); `env` null
+   * inherits ours. Returns the pid.
+   */
   spawn(file: string, argv: readonly string[], env: readonly string[] | null, fds: readonly number[]): number;
+  /** pipe2(O_CLOEXEC): [read end, write end], blocking. */
+  pipe(): [number, number];
+  /**
+   * A cgroup v1 OOM notification: an eventfd registered through `cgroup.event_control` on
+   * `<memoryCgroupDir>/memory.oom_control`. The kernel signals it on every OOM and when the cgroup is removed.
+   */
+  oomEventFd(memoryCgroupDir: string): number;
+  /**
+   * Watches a readable fd on the event loop (no thread, does not keep the process alive). Each time it is
+   * readable 8 bytes (an eventfd counter) are read and `onReadable` gets the count; -1 once the fd is broken,
+   * after which the watch stops. The fd belongs to the watch from now on.
+   */
+  watchFd(fd: number, onReadable: (count: number) => void): FdWatch;
+  /** Stops a watch and closes its fd; idempotent. */
+  unwatchFd(watch: FdWatch): void;
   /** waitpid(-1, WNOHANG) until nothing is left: flat [pid, status, pid, status, …]; status 128+n for signal n. */
   reap(): number[];
   /** Opens a fifo without blocking ("w" without a reader yet falls back to O_RDWR); the fd is left blocking. */
@@ -21,6 +39,9 @@ export interface ShimNative {
   recvFd(listenFd: number): number;
   setWinsize(fd: number, cols: number, rows: number): void;
 }
+
+/** An opaque handle of the addon's fd watch. */
+export type FdWatch = { readonly __fdWatch: unique symbol };
 
 let loaded: ShimNative | undefined;
 

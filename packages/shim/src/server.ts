@@ -95,6 +95,7 @@ export class ShimServer {
     rmSync(this.#options.socket, { force: true });
     await this.publisher.flush();
     await this.#ttrpc.close();
+    this.#tasks.close();
     this.publisher.close();
     this.reaper.close();
     this.#options.onStopped?.();

@@ -4,12 +4,14 @@ import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { anyTypeName, packAny, unpackAny } from "@berth/api";
 import { MetricsSchema } from "@berth/api/cgroups/v1";
+import { MetricsSchema as MetricsV2Schema } from "@berth/api/cgroups/v2";
 import {
   TaskCreateSchema,
   TaskDeleteSchema,
   TaskExecAddedSchema,
   TaskExecStartedSchema,
   TaskExitSchema,
+  TaskOOMSchema,
   TaskPausedSchema,
   TaskResumedSchema,
   TaskStartSchema,
@@ -20,8 +22,10 @@ import { Status } from "@berth/api/types/task";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, NotImplementedError } from "@berth/errdefs";
 import { NAMESPACE_METADATA_KEY, type TtrpcCallContext, type TtrpcServiceImpl } from "@berth/ttrpc";
 import { Container, type ContainerEvents, type RuntimeChoice, type ShimProcess } from "./container.js";
-import { cgroupV1Metrics } from "./metrics.js";
+import { cgroupDir, hostCgroupMode, processCgroups } from "./cgroups.js";
+import { cgroupV1Metrics, cgroupV2Metrics } from "./metrics.js";
 import type { ShimNative } from "./native.js";
+import { createOomWatcher, type OomWatcher } from "./oom.js";
 import type { EventPublisher } from "./publisher.js";
 import type { ExitRecord, Reaper } from "./reaper.js";
 
@@ -48,9 +52,17 @@ export class TaskService implements ContainerEvents {
   readonly #host: TaskHost;
   /** Creates in flight, so that two Creates of one id cannot both pass the existence check. */
   readonly #creating = new Set<string>();
+  readonly #oom: OomWatcher;
 
-  constructor(host: TaskHost) {
+  constructor(host: TaskHost, oom?: OomWatcher) {
     this.#host = host;
+    this.#oom =
+      oom ?? createOomWatcher(host.native, (id) => this.#publish("/tasks/oom", TaskOOMSchema, { containerId: id }));
+  }
+
+  /** Stops watching for OOM kills (the server is stopping). */
+  close(): void {
+    this.#oom.close();
   }
 
   get size(): number {
@@ -115,6 +127,8 @@ export class TaskService implements ContainerEvents {
             checkpoint: req.checkpoint,
           });
           this.containers.set(req.id, c);
+          // watched from create on (containerd's shim starts at Start), so no early OOM kill goes unreported
+          this.#oom.add(req.id, c.init.pid);
           this.#publish("/tasks/create", TaskCreateSchema, {
             containerId: req.id,
             bundle: req.bundle,
@@ -142,6 +156,7 @@ export class TaskService implements ContainerEvents {
         const exitStatus = p.exit?.status ?? 0;
         if (req.execId === "") {
           this.containers.delete(req.id);
+          this.#oom.remove(req.id);
           this.#publish("/tasks/delete", TaskDeleteSchema, {
             containerId: req.id,
             id: req.id,
@@ -252,6 +267,13 @@ export class TaskService implements ContainerEvents {
         this.#checkNamespace(ctx);
         const c = this.#container(req.id);
         if (c.init.status === Status.STOPPED) throw new NotFoundError(`container ${req.id} is stopped`, { bare: true });
+        // v2 statistics only on a unified host, as containerd's shim decides; a hybrid host keeps its
+        // controllers in the v1 hierarchies
+        if (hostCgroupMode() === "unified") {
+          const path = processCgroups(c.init.pid)?.v2;
+          if (path === undefined) throw new NotFoundError(`cgroup of ${req.id} does not exist`, { bare: true });
+          return { stats: packAny(MetricsV2Schema, cgroupV2Metrics(cgroupDir("", path))) };
+        }
         return { stats: packAny(MetricsSchema, cgroupV1Metrics(c.cgroupsPath())) };
       },
       connect: (req, ctx) => {
