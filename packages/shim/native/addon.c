@@ -1,5 +1,5 @@
 // berth_shim.node: the few system calls the shared shim server needs and Node does not offer.
-// Child processes are started here (posix_spawn) and reaped here (waitpid(-1)), never through
+// Child processes are started with @berth/spawn's posix_spawn and reaped here (waitpid(-1)), never through
 // node:child_process, so that one reaper sees every exit: the server is a child subreaper and the
 // containers' init and exec'd processes are re-parented to it when the OCI runtime exits.
 #define _GNU_SOURCE
@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <node_api.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,6 @@
 #include <unistd.h>
 #include <uv.h>
 
-extern char **environ;
 
 #define CHECK(call)                                                                                                    \
   do {                                                                                                                 \
@@ -69,114 +67,12 @@ static char *get_string(napi_env env, napi_value value) {
   return buf;
 }
 
-// Returns a NULL-terminated malloc'd array of strings from a JS array (NULL when not an array).
-static char **get_string_array(napi_env env, napi_value value) {
-  bool is_array = false;
-  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array) return NULL;
-  uint32_t n = 0;
-  napi_get_array_length(env, value, &n);
-  char **out = calloc(n + 1, sizeof(char *));
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value item;
-    napi_get_element(env, value, i, &item);
-    out[i] = get_string(env, item);
-    if (!out[i]) out[i] = strdup("");
-  }
-  return out;
-}
 
-static void free_string_array(char **arr) {
-  if (!arr) return;
-  for (char **p = arr; *p; p++) free(*p);
-  free(arr);
-}
 
 static napi_value set_subreaper(napi_env env, napi_callback_info info) {
   (void)info;
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) return throw_errno(env, "prctl(PR_SET_CHILD_SUBREAPER)", errno);
   return NULL;
-}
-
-// spawn(file, argv, env|null, fds) -> pid. The child gets fds[i] as fd i: for 0..2 a -1 means /dev/null,
-// beyond that a -1 leaves the fd closed. Everything else of ours is FD_CLOEXEC and stays behind.
-static napi_value spawn_process(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value args[4];
-  CHECK(napi_get_cb_info(env, info, &argc, args, NULL, NULL));
-  uint32_t nfds = 0;
-  if (napi_get_array_length(env, args[3], &nfds) != napi_ok) nfds = 0;
-  if (nfds < 3) nfds = 3;
-  if (nfds > 64) return throw_errno(env, "spawn: too many fds", EINVAL);
-  int fds[64];
-  int base = (int)nfds;
-  for (uint32_t i = 0; i < nfds; i++) {
-    fds[i] = -1;
-    napi_value item;
-    if (napi_get_element(env, args[3], i, &item) == napi_ok) napi_get_value_int32(env, item, &fds[i]);
-    if (fds[i] >= base) base = fds[i] + 1;
-  }
-  char *file = get_string(env, args[0]);
-  char **argv = get_string_array(env, args[1]);
-  char **envp = get_string_array(env, args[2]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (nfds == 3) {
-    for (int i = 0; i < 3; i++) {
-      if (fds[i] >= 0) {
-        // adddup2 with equal fds clears FD_CLOEXEC (glibc >= 2.29)
-        posix_spawn_file_actions_adddup2(&actions, fds[i], i);
-      } else {
-        posix_spawn_file_actions_addopen(&actions, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
-      }
-    }
-  } else {
-    // Through temporaries above every source, so that no dup2 overwrites a source still to be moved.
-    for (uint32_t i = 0; i < nfds; i++)
-      if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&actions, fds[i], base + (int)i);
-    for (uint32_t i = 0; i < nfds; i++) {
-      if (fds[i] >= 0) {
-        posix_spawn_file_actions_adddup2(&actions, base + (int)i, (int)i);
-        posix_spawn_file_actions_addclose(&actions, base + (int)i);
-      } else if (i < 3) {
-        posix_spawn_file_actions_addopen(&actions, (int)i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
-      }
-    }
-  }
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, file, &actions, &attr, argv, envp ? envp : environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  char what[600];
-  snprintf(what, sizeof what, "spawn %s", file ? file : "(null)");
-  free(file);
-  free_string_array(argv);
-  free_string_array(envp);
-  if (rc != 0) return throw_errno(env, what, rc);
-  napi_value result;
-  CHECK(napi_create_int32(env, pid, &result));
-  return result;
-}
-
-// pipe() -> [readFd, writeFd], both FD_CLOEXEC and blocking.
-static napi_value make_pipe(napi_env env, napi_callback_info info) {
-  (void)info;
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return throw_errno(env, "pipe", errno);
-  napi_value result, r, w;
-  napi_create_array_with_length(env, 2, &result);
-  napi_create_int32(env, p[0], &r);
-  napi_create_int32(env, p[1], &w);
-  napi_set_element(env, result, 0, r);
-  napi_set_element(env, result, 1, w);
-  return result;
 }
 
 // oomEventFd(memoryCgroupDir) -> an eventfd (non-blocking, FD_CLOEXEC) that the kernel signals on each OOM of
@@ -524,8 +420,6 @@ static napi_value set_winsize(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"setSubreaper", NULL, set_subreaper, NULL, NULL, NULL, napi_default, NULL},
-      {"spawn", NULL, spawn_process, NULL, NULL, NULL, napi_default, NULL},
-      {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_default, NULL},
       {"oomEventFd", NULL, oom_event_fd, NULL, NULL, NULL, napi_default, NULL},
       {"watchFd", NULL, watch_fd, NULL, NULL, NULL, napi_default, NULL},
       {"unwatchFd", NULL, unwatch_fd, NULL, NULL, NULL, napi_default, NULL},

@@ -1,7 +1,8 @@
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { rawSpawn } from "@berth/spawn";
 
-/** The system calls of `native/addon.c` (built by `make -C native`). */
+/** The system calls of `native/addon.c` (built by `make -C native`), and @berth/spawn's posix_spawn. */
 export interface ShimNative {
   /** prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants (a container's init after runc exits) become ours. */
   setSubreaper(): void;
@@ -45,19 +46,29 @@ export type FdWatch = { readonly __fdWatch: unique symbol };
 
 let loaded: ShimNative | undefined;
 
-/** Loads the addon once; a missing build is a clear error, not a crash at import time. */
+/** Loads the addons once; a missing build is a clear error, not a crash at import time. */
 export function shimNative(): ShimNative {
   if (loaded === undefined) {
     const path =
       process.env.BERTH_SHIM_ADDON ?? fileURLToPath(new URL("../native/build/berth_shim.node", import.meta.url));
     const require = createRequire(import.meta.url);
+    let addon: Omit<ShimNative, "spawn" | "pipe">;
     try {
-      loaded = require(path) as ShimNative;
+      addon = require(path) as Omit<ShimNative, "spawn" | "pipe">;
     } catch (err) {
       throw new Error(
         `berth shim addon not loadable from ${path} (run "make -C packages/shim/native"): ${String(err)}`,
       );
     }
+    const spawner = rawSpawn();
+    if (spawner === undefined) {
+      throw new Error('@berth/spawn\'s addon is not built (run "make -C packages/spawn/native")');
+    }
+    // The addon's functions are non-enumerable properties: inherit them rather than spread them.
+    const native: ShimNative = Object.create(addon);
+    native.spawn = (file, argv, env, fds) => spawner.spawn(file, argv, env, null, fds);
+    native.pipe = () => spawner.pipe();
+    loaded = native;
   }
   return loaded;
 }

@@ -72,17 +72,25 @@ static char **get_strings(napi_env env, napi_value value) {
   return out;
 }
 
-// spawn(file, argv, env | null, cwd | null, [stdin, stdout, stderr]) -> pid. A -1 fd means /dev/null. Every
-// other fd of ours is FD_CLOEXEC (Node opens them so) and stays behind. The child gets default signal
-// dispositions and an empty signal mask.
+// spawn(file, argv, env | null, cwd | null, fds) -> pid. The child gets fds[i] as fd i: for 0..2 a -1 means
+// /dev/null, beyond that a -1 leaves the fd closed. Every other fd of ours is FD_CLOEXEC (Node opens them so)
+// and stays behind. The child gets default signal dispositions and an empty signal mask.
+#define MAX_FDS 64
 static napi_value spawn_process(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value args[5];
   if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc < 5) return throw_errno(env, "spawn", EINVAL);
-  int fds[3] = {-1, -1, -1};
-  for (uint32_t i = 0; i < 3; i++) {
+  uint32_t nfds = 0;
+  if (napi_get_array_length(env, args[4], &nfds) != napi_ok) nfds = 0;
+  if (nfds < 3) nfds = 3;
+  if (nfds > MAX_FDS) return throw_errno(env, "spawn: too many fds", EINVAL);
+  int fds[MAX_FDS];
+  int base = (int)nfds;
+  for (uint32_t i = 0; i < nfds; i++) {
+    fds[i] = -1;
     napi_value item;
     if (napi_get_element(env, args[4], i, &item) == napi_ok) napi_get_value_int32(env, item, &fds[i]);
+    if (fds[i] >= base) base = fds[i] + 1;
   }
   char *file = get_string(env, args[0]);
   char **argv = get_strings(env, args[1]);
@@ -98,17 +106,14 @@ static napi_value spawn_process(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   // Through temporaries above every source, so that no dup2 overwrites a source still to be moved.
-  int base = 3;
-  for (int i = 0; i < 3; i++)
-    if (fds[i] >= base) base = fds[i] + 1;
-  for (int i = 0; i < 3; i++)
-    if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&actions, fds[i], base + i);
-  for (int i = 0; i < 3; i++) {
+  for (uint32_t i = 0; i < nfds; i++)
+    if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&actions, fds[i], base + (int)i);
+  for (uint32_t i = 0; i < nfds; i++) {
     if (fds[i] >= 0) {
-      posix_spawn_file_actions_adddup2(&actions, base + i, i);
-      posix_spawn_file_actions_addclose(&actions, base + i);
-    } else {
-      posix_spawn_file_actions_addopen(&actions, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
+      posix_spawn_file_actions_adddup2(&actions, base + (int)i, (int)i);
+      posix_spawn_file_actions_addclose(&actions, base + (int)i);
+    } else if (i < 3) {
+      posix_spawn_file_actions_addopen(&actions, (int)i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY, 0);
     }
   }
   if (cwd != NULL) posix_spawn_file_actions_addchdir_np(&actions, cwd);

@@ -1,1 +1,9 @@
-export { makeFifo, nativeSpawn, run, type RunOptions, type RunResult } from "./run.js";
+export {
+  makeFifo,
+  nativeSpawn,
+  type RawSpawn,
+  rawSpawn,
+  run,
+  type RunOptions,
+  type RunResult,
+} from "./run.js";

@@ -5,15 +5,29 @@ import { Socket } from "node:net";
 import { constants } from "node:os";
 import { fromNodeError } from "@berth/errdefs";
 
-interface Addon {
-  spawn(file: string, argv: string[], env: string[] | null, cwd: string | null, fds: number[]): number;
+/** The addon's calls. */
+export interface RawSpawn {
+  /**
+   * posix_spawn with exactly `fds[i]` as fd i (0-2: -1 is /dev/null; beyond: -1 leaves it closed); `env` null
+   * inherits ours, `cwd` null keeps ours. Returns the pid; the caller reaps it.
+   */
+  spawn(
+    file: string,
+    argv: readonly string[],
+    env: readonly string[] | null,
+    cwd: string | null,
+    fds: readonly number[],
+  ): number;
+  /** waitpid(pid, WNOHANG): undefined while it runs. */
   wait(pid: number): { code: number; signal: number } | undefined;
+  /** pipe2(O_CLOEXEC): [read end, write end], blocking. */
   pipe(): [number, number];
   mkfifo(path: string, mode: number): void;
 }
 
+type Addon = RawSpawn;
+
 function loadAddon(): Addon | undefined {
-  if (process.env.BERTH_NO_NATIVE_SPAWN) return undefined;
   try {
     return createRequire(import.meta.url)("../native/build/berth_spawn.node") as Addon;
   } catch {
@@ -21,10 +35,20 @@ function loadAddon(): Addon | undefined {
   }
 }
 
-const addon = loadAddon();
+const loadedAddon = loadAddon();
+/** What `run` and `makeFifo` use; BERTH_NO_NATIVE_SPAWN=1 makes them use node:child_process. */
+const addon = process.env.BERTH_NO_NATIVE_SPAWN ? undefined : loadedAddon;
 
 /** Whether children start through posix_spawn (the addon is built); otherwise through node:child_process. */
 export const nativeSpawn: boolean = addon !== undefined;
+
+/**
+ * The addon itself, for processes that reap their children on their own (Berth's shim is a subreaper and
+ * collects every exit with waitpid(-1)); undefined when it is not built.
+ */
+export function rawSpawn(): RawSpawn | undefined {
+  return loadedAddon;
+}
 
 export interface RunOptions {
   readonly cwd?: string;
