@@ -92,12 +92,19 @@ export async function makeFifo(path: string, mode: number): Promise<void> {
   const r = await runWithChildProcess("mkfifo", ["-m", mode.toString(8), path], {});
   if (r.code !== 0) {
     const text = r.stderr.toString("utf8").trim();
-    const err = Object.assign(new Error(`mkfifo ${path}: ${text}`), {
-      code: text.includes("File exists") ? "EEXIST" : "EIO",
-    });
+    const code = Object.entries(MKFIFO_ERRORS).find(([, words]) => text.includes(words))?.[0] ?? "EIO";
+    const err = Object.assign(new Error(`mkfifo ${path}: ${text}`), { code });
     throw fromNodeError(err, err.message);
   }
 }
+
+// What coreutils' mkfifo prints for the errors a caller tells apart (strerror texts).
+const MKFIFO_ERRORS: Record<string, string> = {
+  EEXIST: "File exists",
+  ENOENT: "No such file or directory",
+  EACCES: "Permission denied",
+  ENOTDIR: "Not a directory",
+};
 
 const signalNames = new Map<number, NodeJS.Signals>(
   Object.entries(constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]),
@@ -259,6 +266,13 @@ function runWithChildProcess(file: string, args: readonly string[], options: Run
     });
     child.once("error", (e) => {
       if (!started) reject(fromNodeError(e, e.message));
+    });
+    // As with the addon: once the child has exited, output a grandchild still holds open is not waited for.
+    child.once("exit", () => {
+      setTimeout(() => {
+        child.stdout?.destroy();
+        child.stderr?.destroy();
+      }, OUTPUT_GRACE_MS).unref();
     });
     child.once("close", (code, signal) => {
       if (!started) return;

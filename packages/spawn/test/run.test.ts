@@ -2,15 +2,36 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isAlreadyExists, isNotFound } from "@berth/errdefs";
-import { afterAll, describe, expect, it } from "vitest";
-import { makeFifo, nativeSpawn, run } from "../src/index.js";
+import { afterAll, describe, expect, it, vi } from "vitest";
+
+type Lib = typeof import("../src/index.js");
+
+/** The module as loaded with or without BERTH_NO_NATIVE_SPAWN (the node:child_process fallback). */
+async function load(fallback: boolean): Promise<Lib> {
+  vi.resetModules();
+  if (fallback) process.env.BERTH_NO_NATIVE_SPAWN = "1";
+  else delete process.env.BERTH_NO_NATIVE_SPAWN;
+  try {
+    return await import("../src/index.js");
+  } finally {
+    delete process.env.BERTH_NO_NATIVE_SPAWN;
+  }
+}
 
 const dir = mkdtempSync(join(tmpdir(), "berth-spawn-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe("run", () => {
-  it("uses the native addon when it is built (the package build makes it)", () => {
-    expect(nativeSpawn).toBe(true);
+describe.each([
+  ["posix_spawn", false],
+  ["node:child_process", true],
+])("run through %s", (_name, fallback) => {
+  let run: Lib["run"];
+  let makeFifo: Lib["makeFifo"];
+  it("loads (the package build makes the addon; BERTH_NO_NATIVE_SPAWN=1 turns it off)", async () => {
+    const lib = await load(fallback);
+    ({ run, makeFifo } = lib);
+    expect(lib.nativeSpawn).toBe(!fallback);
+    expect(lib.rawSpawn()).toBeDefined();
   });
 
   it("collects stdout and stderr and reports the exit code", async () => {
@@ -63,11 +84,9 @@ describe("run", () => {
     expect(r.stdout.toString()).toBe("parent\n");
     expect(Date.now() - started).toBeLessThan(3000);
   });
-});
 
-describe("makeFifo", () => {
-  it("creates a fifo with the mode, and AlreadyExists when the path exists", async () => {
-    const path = join(dir, "fifo");
+  it("makeFifo creates a fifo with the mode, and AlreadyExists when the path exists", async () => {
+    const path = join(dir, `fifo-${fallback}`);
     await makeFifo(path, 0o700);
     const st = statSync(path);
     expect(st.isFIFO()).toBe(true);
