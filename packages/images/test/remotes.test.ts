@@ -126,13 +126,68 @@ describe("credentials", () => {
       const creds = dockerConfigCredentials(file);
       expect(await creds("registry-1.docker.io")).toEqual({ username: "hub", secret: "pw:with:colons" });
       expect(await creds("r.example:5000")).toEqual({ username: "u", secret: "p" });
-      expect(await creds("t.example")).toEqual({ username: "<token>", secret: "tok" });
+      // an identity token is a refresh token: no username (as containerd's and nerdctl's resolvers take it)
+      expect(await creds("t.example")).toEqual({ username: "", secret: "tok" });
       expect(await creds("other.example")).toBeUndefined();
       expect(await dockerConfigCredentials(join(dir, "missing.json"))("x")).toBeUndefined();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
+  it("asks the credential helper the config names (credHelpers before credsStore), as docker does", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "berth-credhelper-"));
+    const path = process.env.PATH;
+    try {
+      // docker-credential-<name> get: the server on stdin, JSON out; "credentials not found" for others
+      for (const [name, user] of [
+        ["pass", "from-pass"],
+        ["store", "from-store"],
+      ]) {
+        const script = join(dir, `docker-credential-${name}`);
+        await writeFile(
+          script,
+          `#!/bin/sh
+[ "$1" = get ] || exit 2
+read -r server
+case "$server" in
+  r.example:5000|https://index.docker.io/v1/) printf '{"ServerURL":"%s","Username":"${user}","Secret":"s3cret"}' "$server" ;;
+  t.example) printf '{"ServerURL":"t.example","Username":"<token>","Secret":"refresh"}' ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+`,
+          { mode: 0o755 },
+        );
+      }
+      process.env.PATH = `${dir}:${path}`;
+      const file = join(dir, "config.json");
+      await writeFile(
+        file,
+        JSON.stringify({
+          auths: { "r.example:5000": {}, "other.example": { auth: Buffer.from("a:b").toString("base64") } },
+          credHelpers: { "r.example:5000": "pass", "t.example": "pass" },
+          credsStore: "store",
+        }),
+      );
+      const creds = dockerConfigCredentials(file);
+      expect(await creds("r.example:5000")).toEqual({ username: "from-pass", secret: "s3cret" });
+      expect(await creds("registry-1.docker.io")).toEqual({ username: "from-store", secret: "s3cret" });
+      expect(await creds("t.example")).toEqual({ username: "", secret: "refresh" });
+      // the store knows nothing of it: anonymous (the file's own entry is not used once a store is set)
+      expect(await creds("other.example")).toBeUndefined();
+      await writeFile(file, JSON.stringify({ credsStore: "missing-helper" }));
+      await expect(dockerConfigCredentials(file)("r.example:5000")).rejects.toSatisfy(
+        (e) => errorKind(e) === "Unavailable",
+      );
+      await writeFile(file, JSON.stringify({ credsStore: "../../bin/sh" }));
+      await expect(dockerConfigCredentials(file)("r.example:5000")).rejects.toSatisfy(
+        (e) => errorKind(e) === "Unavailable",
+      );
+    } finally {
+      process.env.PATH = path;
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("--user splits at the first colon", async () => {
     expect(await staticCredentials("a:b:c")("h")).toEqual({ username: "a", secret: "b:c" });
   });
@@ -157,14 +212,35 @@ describe("references and ingest refs", () => {
 /** A minimal in-process registry: one repository, bearer-token auth, blobs with Range support. */
 function fakeRegistry(
   blobs: Map<string, Buffer>,
-  opts: { token: string; user: string; secret: string; tamper?: boolean },
+  opts: { token: string; user: string; secret: string; tamper?: boolean; oauth?: boolean },
 ) {
   const seen: string[] = [];
-  const server = http.createServer((req, res) => {
+  const forms: URLSearchParams[] = [];
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     seen.push(`${req.method} ${url.pathname}${req.headers.range ? ` ${req.headers.range}` : ""}`);
     const origin = `http://${req.headers.host}`;
+    if (url.pathname === "/token" && req.method === "POST") {
+      // OAuth2 token endpoint (only when the registry offers it; else 404 as GCR does)
+      let text = "";
+      for await (const chunk of req) text += chunk;
+      const form = new URLSearchParams(text);
+      forms.push(form);
+      const ok =
+        (form.get("grant_type") === "password" &&
+          form.get("username") === opts.user &&
+          form.get("password") === opts.secret) ||
+        (form.get("grant_type") === "refresh_token" && opts.user === "" && form.get("refresh_token") === opts.secret);
+      if (!opts.oauth) res.writeHead(404).end();
+      else if (!ok) res.writeHead(401).end();
+      else res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ access_token: opts.token }));
+      return;
+    }
     if (url.pathname === "/token") {
+      if (opts.oauth) {
+        res.writeHead(405).end(); // a POST-only token endpoint
+        return;
+      }
       const want = `Basic ${Buffer.from(`${opts.user}:${opts.secret}`).toString("base64")}`;
       if (req.headers.authorization !== want) {
         res.writeHead(401).end();
@@ -197,6 +273,7 @@ function fakeRegistry(
   });
   return {
     seen,
+    forms,
     listen: () =>
       new Promise<string>((resolve) =>
         server.listen(0, "127.0.0.1", () => resolve(`127.0.0.1:${(server.address() as AddressInfo).port}`)),
@@ -236,6 +313,56 @@ describe("fetchBlob against an in-process registry with bearer auth", () => {
       expect(reg.seen.length).toBe(before);
     } finally {
       await reg.close();
+    }
+  });
+
+  it("asks for the token with an OAuth2 POST first (password grant, containerd's client id)", async () => {
+    const reg = fakeRegistry(new Map([[desc.digest, blob]]), { token: "t0k", user: "u", secret: "s", oauth: true });
+    const host = await reg.listen();
+    try {
+      const repo = await createResolver({ credentials: staticCredentials("u:s") }).repository(`${host}/r/app`);
+      expect(await fetchBlob(ctx, tmp.store, repo, desc)).toBe("fetched");
+      expect(reg.seen.filter((s) => s.startsWith("GET /token"))).toEqual([]);
+      const form = reg.forms[0];
+      const wrong = await createResolver({ credentials: staticCredentials("u:nope") }).repository(`${host}/r/app`);
+      await tmp.store.delete(ctx, desc.digest);
+      await expect(fetchBlob(ctx, tmp.store, wrong, desc)).rejects.toSatisfy((e) => errorKind(e) === "Unauthenticated");
+      expect(Object.fromEntries(form ?? [])).toEqual({
+        scope: "repository:r/app:pull",
+        service: "fake",
+        client_id: "containerd-client",
+        grant_type: "password",
+        username: "u",
+        password: "s",
+      });
+    } finally {
+      await reg.close();
+    }
+  });
+
+  it("an identity token is sent as a refresh-token grant; a POST the server refuses falls back to the GET", async () => {
+    const reg = fakeRegistry(new Map([[desc.digest, blob]]), { token: "t0k", user: "", secret: "rt", oauth: true });
+    const host = await reg.listen();
+    try {
+      const repo = await createResolver({ credentials: () => ({ username: "", secret: "rt" }) }).repository(
+        `${host}/r/app`,
+      );
+      expect(await fetchBlob(ctx, tmp.store, repo, desc)).toBe("fetched");
+      expect(reg.forms[0]?.get("grant_type")).toBe("refresh_token");
+      expect(reg.forms[0]?.get("refresh_token")).toBe("rt");
+    } finally {
+      await reg.close();
+    }
+    // a registry without the OAuth endpoint (404 on POST): the docker GET with basic credentials is used
+    const plain = fakeRegistry(new Map([[desc.digest, blob]]), { token: "t1k", user: "u", secret: "s" });
+    const plainHost = await plain.listen();
+    try {
+      await tmp.store.delete(ctx, desc.digest);
+      const repo = await createResolver({ credentials: staticCredentials("u:s") }).repository(`${plainHost}/r/app`);
+      expect(await fetchBlob(ctx, tmp.store, repo, desc)).toBe("fetched");
+      expect(plain.seen.filter((s) => s.includes("/token"))).toEqual(["POST /token", "GET /token"]);
+    } finally {
+      await plain.close();
     }
   });
 

@@ -1,7 +1,9 @@
 /**
  * Registry authentication: anonymous, basic, and the bearer token flow (a 401 with `WWW-Authenticate: Bearer
- * realm=…,service=…,scope=…` → GET the realm with the scope, basic credentials if any → `token`). Credentials
- * come from a callback (ctr's `--user`) or a docker `config.json`. Secrets never go into messages or errors.
+ * realm=…,service=…,scope=…` → a token from the realm). With credentials the token is asked for as containerd
+ * does: an OAuth2 POST first (password or refresh-token grant), then the docker GET with basic credentials when
+ * the server does not take the POST. Credentials come from a callback (ctr's `--user`) or a docker
+ * `config.json` (its `auths`, or a credential helper it names). Secrets never go into messages or errors.
  */
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
@@ -72,11 +74,10 @@ function hostKeyMatches(key: string, host: string): boolean {
  * `password`, or `identitytoken` used as the password of `<token>` as docker does). Missing file: anonymous.
  */
 export function dockerConfigCredentials(path = dockerConfigPath()): CredentialsFn {
-  let loaded: Promise<Record<string, Record<string, unknown>>> | undefined;
-  const load = async () => {
+  let loaded: Promise<DockerConfig> | undefined;
+  const load = async (): Promise<DockerConfig> => {
     try {
-      const doc = JSON.parse(await readFile(path, "utf8")) as { auths?: Record<string, Record<string, unknown>> };
-      return doc.auths ?? {};
+      return JSON.parse(await readFile(path, "utf8")) as DockerConfig;
     } catch (err) {
       const e = fromNodeError(err);
       if (isNotFound(e)) return {};
@@ -85,13 +86,18 @@ export function dockerConfigCredentials(path = dockerConfigPath()): CredentialsF
   };
   return async (host) => {
     loaded ??= load();
-    const auths = await loaded;
+    const config = await loaded;
     const isHub = host === "registry-1.docker.io" || host === "docker.io";
-    const entry =
-      Object.entries(auths).find(([k]) => (isHub ? HUB_KEYS.includes(k) : hostKeyMatches(k, host)))?.[1] ?? undefined;
+    const matches = (k: string) => (isHub ? HUB_KEYS.includes(k) : hostKeyMatches(k, host));
+    // docker's order: a helper for this registry, then the default store, then the file's own entries
+    const helper = Object.entries(config.credHelpers ?? {}).find(([k]) => matches(k))?.[1] || config.credsStore;
+    if (typeof helper === "string" && helper !== "") {
+      return credentialHelperGet(helper, isHub ? HUB_KEYS[0]! : host);
+    }
+    const entry = Object.entries(config.auths ?? {}).find(([k]) => matches(k))?.[1] ?? undefined;
     if (entry === undefined) return undefined;
     if (typeof entry.identitytoken === "string" && entry.identitytoken !== "") {
-      return { username: "<token>", secret: entry.identitytoken };
+      return { username: "", secret: entry.identitytoken };
     }
     if (typeof entry.auth === "string" && entry.auth !== "") {
       const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
@@ -103,6 +109,45 @@ export function dockerConfigCredentials(path = dockerConfigPath()): CredentialsF
     }
     return undefined;
   };
+}
+
+interface DockerConfig {
+  auths?: Record<string, Record<string, unknown>>;
+  credsStore?: unknown;
+  credHelpers?: Record<string, unknown>;
+}
+
+/**
+ * `docker-credential-<name> get` with the server URL on stdin (the docker credential helper protocol): its
+ * JSON `{Username, Secret}`, undefined when it has none for that server. A `<token>` username is an identity
+ * (refresh) token.
+ */
+async function credentialHelperGet(name: string, server: string): Promise<Credentials | undefined> {
+  if (!/^[A-Za-z0-9._-]+$/.test(name))
+    throw new UnavailableError(`invalid credential helper name ${JSON.stringify(name)}`);
+  const binary = `docker-credential-${name}`;
+  const { run } = await import("@berth/spawn");
+  let r: Awaited<ReturnType<typeof run>>;
+  try {
+    r = await run(binary, ["get"], { input: Buffer.from(server), timeoutMs: 30_000 });
+  } catch (err) {
+    throw new UnavailableError(`credential helper ${binary}: cannot run it`, { cause: err });
+  }
+  const out = r.stdout.toString("utf8");
+  if (r.code !== 0) {
+    // what the helpers print for an unknown server (docker-credential-helpers' ErrCredentialsNotFound)
+    if (/credentials not found/i.test(out + r.stderr.toString("utf8"))) return undefined;
+    throw new UnavailableError(`credential helper ${binary} failed (exit ${r.code ?? r.signal})`);
+  }
+  let doc: { Username?: unknown; Secret?: unknown };
+  try {
+    doc = JSON.parse(out) as typeof doc;
+  } catch {
+    throw new UnavailableError(`credential helper ${binary} printed no JSON`);
+  }
+  if (typeof doc.Secret !== "string" || doc.Secret === "") return undefined;
+  const username = typeof doc.Username === "string" ? doc.Username : "";
+  return { username: username === "<token>" ? "" : username, secret: doc.Secret };
 }
 
 /** ctr's `--user user[:password]`. */
@@ -207,6 +252,12 @@ export class Authorizer {
     if (c.params.scope) for (const sc of c.params.scope.split(" ")) if (sc) all.add(sc);
     for (const sc of [...all].sort()) url.searchParams.append("scope", sc);
     const creds = await this.#credentials?.(host);
+    let oauthStatus: number | undefined;
+    if (creds !== undefined && creds.secret !== "") {
+      const viaOAuth = await this.#fetchOAuthToken(host, c, [...all].sort(), creds, tls, signal);
+      if (typeof viaOAuth !== "number") return viaOAuth;
+      oauthStatus = viaOAuth;
+    }
     const res = await send({
       method: "GET",
       url,
@@ -215,7 +266,8 @@ export class Authorizer {
       ...(signal ? { signal } : {}),
     });
     const body = await res.text();
-    if (res.status === 401) {
+    // a POST-only endpoint that refused the credentials answers the GET with 404/405: the refusal is the news
+    if (res.status === 401 || (oauthStatus === 401 && (res.status === 404 || res.status === 405))) {
       throw new UnauthenticatedError(`${host}: token endpoint ${url.origin}${url.pathname} rejected the credentials`);
     }
     if (res.status === 403) {
@@ -233,8 +285,77 @@ export class Authorizer {
     const token = typeof doc.token === "string" && doc.token ? doc.token : doc.access_token;
     if (typeof token !== "string" || token === "")
       throw new UnauthenticatedError(`${host}: token endpoint returned no token`);
-    const expiresIn = typeof doc.expires_in === "number" && doc.expires_in > 0 ? doc.expires_in : 60;
-    // renew a little early
-    return { token, expiresAt: Date.now() + Math.max(1, expiresIn - 5) * 1000 };
+    return withExpiry(token, doc.expires_in);
   }
+
+  /**
+   * containerd's FetchTokenWithOAuth: POST the realm a form with the password grant (or the refresh-token grant
+   * for an identity token, which has no username). When the server does not take it (400, 401, 404, and 405
+   * with a username, as containerd decides) its status is returned and the caller falls back to the GET.
+   */
+  async #fetchOAuthToken(
+    host: string,
+    c: Challenge,
+    scopes: readonly string[],
+    creds: Credentials,
+    tls: TlsOptions | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ token: string; expiresAt: number } | number> {
+    const url = new URL(c.params.realm as string);
+    const form = new URLSearchParams();
+    if (scopes.length > 0) form.set("scope", scopes.join(" "));
+    form.set("service", c.params.service ?? "");
+    form.set("client_id", OAUTH_CLIENT_ID);
+    if (creds.username === "") {
+      form.set("grant_type", "refresh_token");
+      form.set("refresh_token", creds.secret);
+    } else {
+      form.set("grant_type", "password");
+      form.set("username", creds.username);
+      form.set("password", creds.secret);
+    }
+    const payload = Buffer.from(form.toString());
+    const res = await send({
+      method: "POST",
+      url,
+      headers: { "content-type": "application/x-www-form-urlencoded", "content-length": String(payload.length) },
+      body: () => payload,
+      ...(tls ? { tls } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    const body = await res.text();
+    if (
+      res.status === 400 ||
+      res.status === 401 ||
+      res.status === 404 ||
+      (res.status === 405 && creds.username !== "")
+    ) {
+      return res.status;
+    }
+    if (res.status === 403) {
+      throw new PermissionDeniedError(`${host}: token endpoint ${url.origin}${url.pathname} denied access`);
+    }
+    if (res.status !== 200) {
+      throw new UnavailableError(`${host}: token endpoint ${url.origin}${url.pathname}: HTTP ${res.status}`);
+    }
+    let doc: { access_token?: unknown; token?: unknown; expires_in?: unknown };
+    try {
+      doc = JSON.parse(body) as typeof doc;
+    } catch {
+      throw new UnavailableError(`${host}: token endpoint returned invalid JSON`);
+    }
+    const token = typeof doc.access_token === "string" && doc.access_token ? doc.access_token : doc.token;
+    if (typeof token !== "string" || token === "")
+      throw new UnauthenticatedError(`${host}: token endpoint returned no token`);
+    return withExpiry(token, doc.expires_in);
+  }
+}
+
+/** containerd's OAuth client id, so registries see the same client as from containerd. */
+const OAUTH_CLIENT_ID = "containerd-client";
+
+function withExpiry(token: string, expiresIn: unknown): { token: string; expiresAt: number } {
+  const seconds = typeof expiresIn === "number" && expiresIn > 0 ? expiresIn : 60;
+  // renew a little early
+  return { token, expiresAt: Date.now() + Math.max(1, seconds - 5) * 1000 };
 }
