@@ -16,6 +16,7 @@ import { taskRuntimePlugin, tasksGrpcPlugin, tasksServicePlugin } from "@berth/r
 import { nativeSnapshotterPlugin, overlayfsSnapshotterPlugin } from "@berth/snapshotter";
 import { healthGrpcPlugin } from "./services/health.js";
 import { introspectionGrpcPlugin } from "./services/introspection.js";
+import { pullGrpcPlugin } from "./services/pull.js";
 import { eventsTtrpcPlugin } from "./services/ttrpc-events.js";
 import { versionGrpcPlugin } from "./services/version.js";
 
@@ -35,6 +36,7 @@ export const builtinPlugins: readonly AnyRegistration[] = [
   leasesGrpcPlugin,
   snapshotsGrpcPlugin,
   diffGrpcPlugin,
+  pullGrpcPlugin,
   containersGrpcPlugin,
   taskRuntimePlugin,
   tasksServicePlugin,

@@ -3,6 +3,7 @@
 
 import { createRegistry } from "@bufbuild/protobuf";
 import type { DescFile, Registry } from "@bufbuild/protobuf";
+import { file_berth_services_pull_v1_pull } from "./gen/berth/services/pull/v1/pull_pb.js";
 import { file_containerd_cgroups_stats_v1_metrics } from "./gen/containerd/cgroups/stats/v1/metrics_pb.js";
 import { file_containerd_cgroups_stats_v2_metrics } from "./gen/containerd/cgroups/stats/v2/metrics_pb.js";
 import { file_containerd_events_container } from "./gen/containerd/events/container_pb.js";
@@ -62,6 +63,7 @@ export const apiFiles: readonly DescFile[] = [
   file_containerd_cgroups_stats_v2_metrics,
   file_google_rpc_status,
   file_grpc_health_v1_health,
+  file_berth_services_pull_v1_pull,
 ];
 
 /** A registry of every message, enum and service in @berth/api; use with unpackAny(). */

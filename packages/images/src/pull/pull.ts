@@ -63,29 +63,44 @@ function semaphore(n: number) {
   };
 }
 
-/** Visits descriptors concurrently; the first failure aborts the rest (containerd's images.Dispatch). */
+/**
+ * Visits descriptors concurrently; the first failure aborts the rest (containerd's images.Dispatch) and is
+ * thrown once every visit has ended, so no download is still writing when the caller goes on (as an errgroup's
+ * Wait).
+ */
 async function dispatch(ctx: Ctx, handler: Handler, descs: readonly Descriptor[]): Promise<void> {
   const controller = new AbortController();
   // every request of the pull listens to this signal: many more than the default warning threshold of 10
   setMaxListeners(0, controller.signal);
   const parent = ctx.signal;
   const onAbort = () => controller.abort(parent?.reason);
-  parent?.addEventListener("abort", onAbort, { once: true });
+  if (parent?.aborted) onAbort();
+  else parent?.addEventListener("abort", onAbort, { once: true });
   const inner: Ctx = { ...ctx, signal: controller.signal };
+  let failed = false;
+  let first: unknown;
+  const settleAll = async (visits: Array<Promise<void>>) => {
+    for (const r of await Promise.allSettled(visits)) if (r.status === "rejected") throw r.reason;
+  };
   const visit = async (desc: Descriptor): Promise<void> => {
-    const r = await handler(inner, desc);
+    let r: Awaited<ReturnType<Handler>>;
+    try {
+      r = await handler(inner, desc);
+    } catch (err) {
+      if (!failed) {
+        failed = true;
+        first = err;
+        controller.abort(err);
+      }
+      throw err;
+    }
     if (r === SkipDesc || typeof r === "symbol" || r.length === 0) return;
-    await Promise.all(r.map(visit));
+    await settleAll(r.map(visit));
   };
   try {
-    await Promise.all(
-      descs.map((d) =>
-        visit(d).catch((err: unknown) => {
-          controller.abort(err);
-          throw err;
-        }),
-      ),
-    );
+    await settleAll(descs.map(visit));
+  } catch (err) {
+    throw failed ? first : err;
   } finally {
     parent?.removeEventListener("abort", onAbort);
   }

@@ -17,3 +17,5 @@ export type {
   UnpackOptions,
   UnpackResult,
 } from "./unpack.js";
+export { createOverlappedUnpacker } from "./overlapped.js";
+export type { OverlappedUnpackOptions, OverlappedUnpackResult, OverlappedUnpacker } from "./overlapped.js";

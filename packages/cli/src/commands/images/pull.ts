@@ -1,21 +1,22 @@
 /**
- * `berth images pull` (ctr images pull): as in ctr the client talks to the registry, writes blobs through the
- * Content service under a lease, registers the image and unpacks it for the platform. The registry options
- * shared with fetch and push live here too.
+ * `berth images pull` (ctr images pull). Against berthd the daemon pulls (its Pull service, see daemon-pull.ts),
+ * as containerd 2.x's Transfer service does; against containerd, or with `--local`, the client talks to the
+ * registry, writes blobs through the Content service under a lease, unpacks for the platform and registers the
+ * image, as ctr does. The registry options shared with fetch and push live here too.
  */
 import type { Image } from "@berth/api/services/images/v1";
 import type { ContentStore, Ctx } from "@berth/content-store";
 import { isNotFound } from "@berth/errdefs";
 import { fromConnectError } from "@berth/errdefs/connect";
 import type { Descriptor } from "@berth/oci-spec";
-import type { FetchedImage, PullProgressEvent } from "@berth/images/pull";
+import type { PullProgressEvent } from "@berth/images/pull";
 import type { Resolver } from "@berth/images/remotes";
 import { Command, Option } from "commander";
 import type { CommandContext } from "../../context.js";
 import { CliError } from "../../errors.js";
 import type { RunCommand } from "../../program.js";
 import { formatBytes } from "../content/progress.js";
-import { expireLabel, leasesClient, randomLeaseId } from "../leases/index.js";
+import { leasesClient, randomLeaseId } from "../leases/index.js";
 
 export interface RegistryFlags {
   plainHttp?: boolean;
@@ -80,19 +81,6 @@ export async function registerImage(ctx: CommandContext, name: string, target: D
     if (!isNotFound(fromConnectError(err))) throw err;
     return (await client.create({ image }, ctx.callOptions())).image;
   }
-}
-
-/** A lease for the pull (24 h expiry, as ctr's); kept on failure so that the next pull resumes. */
-export async function withPullLease<T>(ctx: CommandContext, fn: (lease: string) => Promise<T>): Promise<T> {
-  const leases = await leasesClient(ctx);
-  const { lease } = await leases.create(
-    { id: randomLeaseId(), labels: expireLabel(24 * 3600 * 1000) },
-    ctx.callOptions(),
-  );
-  const id = lease?.id ?? "";
-  const result = await fn(id);
-  await leases.delete({ id }, ctx.callOptions()).catch(() => {});
-  return result;
 }
 
 /** Progress on a terminal: a bar per blob being downloaded plus a total with speed (cli-progress). */
@@ -177,17 +165,61 @@ export interface PullFlags extends RegistryFlags {
   unpack?: boolean;
   snapshotter?: string;
   maxConcurrentDownloads?: string;
+  local?: boolean;
 }
 
-/** The common body of pull and fetch: resolve, fetch under a lease, register. */
-export async function pullImage(
+/** What a pull prints: ctr-like text, or one JSON object with `--json`. */
+interface PullReport {
+  readonly name: string;
+  readonly target: { readonly mediaType: string; readonly digest: string };
+  readonly fetched: number;
+  readonly existing: number;
+  readonly unpacked?: { readonly manifest: string; readonly chainID: string; readonly applied: number };
+}
+
+async function printPull(
   ctx: CommandContext,
-  ref: string,
-  opts: PullFlags,
-  unpacker?: (lease: string, store: ContentStore) => Promise<Unpacker>,
+  r: PullReport,
+  bytes: number,
+  seconds: number,
+  snapshotter: string,
 ): Promise<void> {
-  const { fetchImage } = await import("@berth/images/pull");
-  const platforms = await import("@berth/images/platforms");
+  if (ctx.options.json) {
+    const { writeJson } = await import("../../output.js");
+    writeJson(ctx.out, {
+      name: r.name,
+      digest: r.target.digest,
+      mediaType: r.target.mediaType,
+      fetched: r.fetched,
+      existing: r.existing,
+      bytes,
+      ...(r.unpacked
+        ? { unpacked: { manifest: r.unpacked.manifest, chainID: r.unpacked.chainID, applied: r.unpacked.applied } }
+        : {}),
+    });
+    return;
+  }
+  ctx.out.stdout(
+    `${r.name}: resolved ${r.target.digest}\n` +
+      `fetched ${r.fetched} blobs (${formatBytes(bytes)}), ${r.existing} already present, ${seconds.toFixed(1)}s\n`,
+  );
+  if (r.unpacked) {
+    ctx.out.stdout(
+      `unpacked ${r.unpacked.manifest} into ${snapshotter}: ${r.unpacked.chainID} (${r.unpacked.applied} layers applied)\n`,
+    );
+  }
+}
+
+/**
+ * The client-side pull (ctr's; what runs against containerd, and with `--local`): this process talks to the
+ * registry, writes blobs through Content.Write under a lease, unpacks through Diff + Snapshots while the fetch
+ * runs (when `unpack`), and registers the image, all through @berth/images' pullImage over gRPC clients.
+ */
+export async function pullImage(ctx: CommandContext, ref: string, opts: PullFlags, unpack = false): Promise<void> {
+  const [{ pullImage: pull }, platforms] = await Promise.all([
+    import("@berth/images/pull"),
+    import("@berth/images/platforms"),
+  ]);
   const resolver = await resolverFor(opts);
   const store = await daemonContentStore(ctx);
   const tty = opts.progress && !ctx.options.json ? ctx.out.stderrTty : undefined;
@@ -198,154 +230,93 @@ export async function pullImage(
     throw new CliError("--max-concurrent-downloads: not a positive integer");
   const platform =
     opts.platform.length > 0 ? platforms.ordered(...opts.platform.map((p) => platforms.parse(p))) : undefined;
-  await withPullLease(ctx, async (lease) => {
-    let fetched: FetchedImage;
-    const unpack = await unpacker?.(lease, store);
-    try {
-      fetched = await fetchImage(libCtx(ctx, lease), store, resolver, ref, {
+  const snapshotterName = opts.snapshotter ?? "overlayfs";
+  let unpackOptions: import("@berth/images/pull").PullUnpackOptions | undefined;
+  if (unpack) {
+    const { createDiffClient } = await import("@berth/diff/proxy");
+    const { createSnapshotterClient } = await import("@berth/snapshotter/proxy");
+    unpackOptions = {
+      snapshotter: createSnapshotterClient(ctx.transport(), snapshotterName),
+      applier: createDiffClient(ctx.transport()),
+      snapshotterName,
+      platform:
+        opts.platform.length > 0
+          ? platforms.only(platforms.parse(opts.platform[0] as string))
+          : platforms.defaultMatcher(),
+    };
+  }
+  const leases = await leasesClient(ctx);
+  let result: import("@berth/images/pull").PullResult;
+  try {
+    result = await pull(
+      libCtx(ctx),
+      {
+        content: store,
+        resolver,
+        leases: {
+          async create(_c, o) {
+            const { lease } = await leases.create({ id: randomLeaseId(), labels: o.labels }, ctx.callOptions());
+            return { id: lease?.id ?? "" };
+          },
+          async delete(_c, id) {
+            await leases.delete({ id }, ctx.callOptions());
+          },
+        },
+        images: {
+          async register(_c, name, target) {
+            await registerImage(ctx, name, target);
+          },
+        },
+      },
+      ref,
+      {
         concurrency,
         onProgress: progress.onProgress,
-        ...(unpack ? { onBlob: unpack.onBlob } : {}),
         ...(opts.allPlatforms ? { allPlatforms: true } : {}),
         ...(platform ? { platform } : {}),
-      });
-    } catch (err) {
-      // let a layer being applied finish or clean up its active snapshot before the process ends
-      await unpack?.abort(err);
-      throw err;
-    } finally {
-      progress.stop();
-    }
-    // unpacked before the image is registered: a registered image is a usable one
-    const unpacked = await unpack?.finish(fetched);
-    await registerImage(ctx, fetched.name, fetched.target);
-    const seconds = (performance.now() - started) / 1000;
-    if (ctx.options.json) {
-      const { writeJson } = await import("../../output.js");
-      writeJson(ctx.out, {
-        name: fetched.name,
-        digest: fetched.target.digest,
-        mediaType: fetched.target.mediaType,
-        fetched: fetched.fetched,
-        existing: fetched.existing,
-        bytes: progress.bytes(),
-        ...(unpacked
-          ? { unpacked: { manifest: unpacked.manifest.digest, chainID: unpacked.chainID, applied: unpacked.applied } }
-          : {}),
-      });
-    } else {
-      ctx.out.stdout(
-        `${fetched.name}: resolved ${fetched.target.digest}\n` +
-          `fetched ${fetched.fetched} blobs (${formatBytes(progress.bytes())}), ${fetched.existing} already present, ${seconds.toFixed(1)}s\n`,
-      );
-    }
-    if (unpacked && !ctx.options.json) {
-      ctx.out.stdout(
-        `unpacked ${unpacked.manifest.digest} into ${opts.snapshotter ?? "overlayfs"}: ${unpacked.chainID} (${unpacked.applied} layers applied)\n`,
-      );
-    }
-  });
+        ...(unpackOptions ? { unpack: unpackOptions } : {}),
+      },
+    );
+  } finally {
+    progress.stop();
+  }
+  const unpacked = result.unpacked;
+  await printPull(
+    ctx,
+    {
+      name: result.name,
+      target: result.target,
+      fetched: result.fetched,
+      existing: result.existing,
+      ...(unpacked ? { unpacked: { ...unpacked, manifest: unpacked.manifest.digest } } : {}),
+    },
+    progress.bytes(),
+    (performance.now() - started) / 1000,
+    snapshotterName,
+  );
 }
 
-/** An unpack that runs while the pull fetches: each layer is applied as soon as it and those below it are in. */
-export interface Unpacker {
-  onBlob(desc: Descriptor): void;
-  /** Stops waiting for blobs; resolves once a layer being applied has finished or cleaned up. */
-  abort(reason: unknown): Promise<void>;
-  finish(fetched: FetchedImage): Promise<{ manifest: Descriptor; chainID: string; applied: number }>;
-}
-
-/**
- * Starts unpacking the pulled image's manifest for `platform` as soon as its manifest and config are in the
- * store, then applies layer i once blob i has arrived and layer i-1 is applied (containerd unpacks after the
- * whole fetch; overlapping hides the download behind the apply).
- */
-export async function overlappedUnpacker(
-  ctx: CommandContext,
-  lease: string,
-  store: ContentStore,
-  snapshotterName: string,
-  platform: import("@berth/images/platforms").MatchComparer,
-): Promise<Unpacker> {
-  const unpackLib = await import("@berth/images/unpack");
-  const { chainIDs, decodeManifest, readBlob } = await import("@berth/images");
-  const { createDiffClient } = await import("@berth/diff/proxy");
-  const { createSnapshotterClient } = await import("@berth/snapshotter/proxy");
-  const { isManifestType } = await import("@berth/oci-spec");
-  const deps = {
-    content: store,
-    snapshotter: createSnapshotterClient(ctx.transport(), snapshotterName),
-    applier: createDiffClient(ctx.transport()),
-  };
-  const c = libCtx(ctx, lease);
-  const present = new Map<string, () => void>();
-  const arrived = new Set<string>();
-  const waitFor = (digest: string) =>
-    arrived.has(digest) ? Promise.resolve() : new Promise<void>((resolve) => present.set(digest, resolve));
-  let aborted: unknown;
-  let abortWaiters: Array<(e: unknown) => void> = [];
-  const aborting = new Promise<never>((_, reject) => abortWaiters.push(reject));
-  aborting.catch(() => {});
-  let started: Promise<{ manifest: Descriptor; chainID: string; applied: number }> | undefined;
-  const run = async (manifest: Descriptor) => {
-    // the manifest's config must be in before its layers can be listed
-    const m = decodeManifest(await readBlob(c, store, manifest), manifest);
-    await Promise.race([waitFor(m.config.digest), aborting]);
-    const { layers, config } = await unpackLib.imageLayers(c, store, manifest);
-    const chain = chainIDs(layers.map((l) => l.diffID));
-    let applied = 0;
-    for (let i = 0; i < layers.length; i++) {
-      const layer = layers[i] as (typeof layers)[number];
-      await Promise.race([waitFor(layer.blob.digest), aborting]);
-      const did = await unpackLib.applyLayer(
-        c,
-        deps,
-        layer,
-        i === 0 ? "" : (chain[i - 1] as string),
-        chain[i] as string,
-      );
-      if (did) {
-        applied++;
-        await store.update(c, { digest: layer.blob.digest, labels: { "containerd.io/uncompressed": layer.diffID } }, [
-          "labels.containerd.io/uncompressed",
-        ]);
-      }
-    }
-    const top = chain[chain.length - 1] as string;
-    const label = `${unpackLib.LabelGCRefSnapshotPrefix}${snapshotterName}`;
-    await store.update(c, { digest: config.digest, labels: { [label]: top } }, [`labels.${label}`]);
-    return { manifest, chainID: top, applied };
-  };
-  return {
-    onBlob(desc) {
-      arrived.add(desc.digest);
-      present.get(desc.digest)?.();
-      present.delete(desc.digest);
-      if (
-        started === undefined &&
-        isManifestType(desc.mediaType) &&
-        (desc.platform === undefined || platform.match(desc.platform))
-      ) {
-        started = run(desc);
-        started.catch(() => {});
-      }
-    },
-    async abort(reason) {
-      aborted = reason;
-      for (const w of abortWaiters) w(reason);
-      abortWaiters = [];
-      await started?.catch(() => {});
-    },
-    async finish(fetched) {
-      if (aborted !== undefined) throw aborted;
-      if (started === undefined) {
-        // nothing matched early (e.g. manifest had no platform in an index): unpack the usual way
-        const r = await unpackLib.unpackImage(c, deps, fetched.target, { snapshotterName, platform });
-        return { manifest: r.manifest, chainID: r.chainID, applied: r.applied };
-      }
-      return started;
-    },
-  };
+/** The pull done by berthd's Pull service; false when the daemon has none (then the caller pulls client-side). */
+async function pullInDaemon(ctx: CommandContext, ref: string, opts: PullFlags): Promise<boolean> {
+  const { daemonPull } = await import("./daemon-pull.js");
+  const tty = opts.progress && !ctx.options.json ? ctx.out.stderrTty : undefined;
+  const progress = await pullProgress(tty);
+  const started = performance.now();
+  let result: Awaited<ReturnType<typeof daemonPull>>;
+  try {
+    result = await daemonPull(ctx, ref, opts, progress.onProgress);
+  } finally {
+    progress.stop();
+  }
+  if (result === undefined) return false;
+  await printPull(
+    ctx,
+    result,
+    progress.bytes(),
+    (performance.now() - started) / 1000,
+    result.unpacked?.snapshotter ?? opts.snapshotter ?? "overlayfs",
+  );
+  return true;
 }
 
 export function pullCommand(run: RunCommand): Command {
@@ -364,21 +335,12 @@ export function pullCommand(run: RunCommand): Command {
     .option("--snapshotter <name>", "snapshotter to unpack into", "overlayfs")
     .option("--no-unpack", "fetch and register only")
     .option("--no-progress", "never show progress")
+    .option("--local", "pull in this process (fetch through Content.Write, unpack through Diff), not in the daemon")
     .action(async (ref: string, opts: PullFlags, command: Command) =>
       run(command, async (ctx) => {
-        const platforms = await import("@berth/images/platforms");
-        const platform =
-          opts.platform.length > 0
-            ? platforms.only(platforms.parse(opts.platform[0] as string))
-            : platforms.defaultMatcher();
-        await pullImage(
-          ctx,
-          ref,
-          opts,
-          opts.unpack === false
-            ? undefined
-            : (lease, store) => overlappedUnpacker(ctx, lease, store, opts.snapshotter ?? "overlayfs", platform),
-        );
+        // berthd pulls itself when it has the Pull service; containerd (or --local) gets the client-side pull
+        if (!opts.local && (await pullInDaemon(ctx, ref, opts))) return;
+        await pullImage(ctx, ref, opts, opts.unpack !== false);
       }),
     );
 }
