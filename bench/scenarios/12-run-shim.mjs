@@ -9,29 +9,17 @@
 //   - 20 × (kill -9, tasks rm, containers rm) at once: wall time.
 // With berthd serving tasks, also `ctr run --rm` through berthd with Berth's shim (berth column; the
 // containerd column repeats containerd + Go shim); NaN while berthd cannot run containers.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPO_ROOT } from "../lib/berthd.mjs";
 import { startContainerd } from "../lib/containerd.mjs";
 import { busyboxArchive } from "../lib/images.mjs";
-import { memoryOf, onCleanup, processTree } from "../lib/proc.mjs";
-import { median } from "../lib/stats.mjs";
-
-const SHIM_DIR = join(REPO_ROOT, "packages/shim/native/build");
-const GO_SHIM = "io.containerd.runc.v2";
-const BERTH_SHIM = "io.containerd.berth.v2";
-const CONCURRENT = 20;
-const SEQUENTIAL = 5;
-
-// The shim binary must be on the PATH of every daemon this run starts (they inherit ours).
-if (!process.env.PATH?.split(":").includes(SHIM_DIR)) process.env.PATH = `${SHIM_DIR}:${process.env.PATH}`;
+import { onCleanup } from "../lib/proc.mjs";
+import { BERTH_SHIM, GO_SHIM, assertShimBuilt, concurrent, runMetrics, runRm } from "../lib/run-containers.mjs";
 
 let shared; // { d, image } — one containerd for both columns
 
 async function containerd() {
-  if (!existsSync(join(SHIM_DIR, "containerd-shim-berth-v2"))) {
-    throw new Error(`${SHIM_DIR}/containerd-shim-berth-v2 is missing: pnpm turbo run build --filter @berth/shim`);
-  }
+  assertShimBuilt();
   shared ??= (async () => {
     const d = await startContainerd();
     const cgroup = accountingCgroup(d);
@@ -75,74 +63,6 @@ async function importBusybox(d) {
   return archive.name;
 }
 
-let seq = 0;
-const nextId = (prefix) => `${prefix}-${process.pid}-${++seq}`;
-
-async function ok(d, args) {
-  const r = await d.ctr(args);
-  if (r.code !== 0) throw new Error(`${d.kind}: ctr ${args.join(" ")} exited ${r.code}: ${r.stderr.trim()}`);
-  return r;
-}
-
-/** Median wall time of SEQUENTIAL `ctr run --rm`, and the CPU ms per run charged to `cpuMs` (if given). */
-async function runRm(d, image, runtime, cpuMs) {
-  const times = [];
-  const cpu0 = cpuMs?.();
-  for (let i = 0; i < SEQUENTIAL; i++) {
-    const r = await ok(d, ["run", "--rm", "--runtime", runtime, image, nextId("rm"), "/bin/busybox", "true"]);
-    times.push(r.ms);
-  }
-  const cpu = cpuMs ? (cpuMs() - cpu0) / SEQUENTIAL : Number.NaN;
-  return { ms: median(times), cpu };
-}
-
-/** Pids of the shim processes serving daemon socket `sock` (Go shims and Berth's shared servers). */
-function shimPids(sock) {
-  const pids = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    let argv;
-    try {
-      argv = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    const i = argv.findIndex((a) => a === "-address" || a === "--address");
-    if (i >= 0 && argv[i + 1] === sock && argv.some((a) => /shim/.test(a))) pids.push(Number(name));
-  }
-  return pids;
-}
-
-function pssKb(pids) {
-  let total = 0;
-  for (const pid of pids) {
-    try {
-      total += memoryOf(pid).pssKb;
-    } catch {}
-  }
-  return total;
-}
-
-async function concurrent(d, image, runtime) {
-  const ids = Array.from({ length: CONCURRENT }, () => nextId("d"));
-  const t0 = performance.now();
-  await Promise.all(
-    ids.map((id) => ok(d, ["run", "-d", "--runtime", runtime, image, id, "/bin/busybox", "sleep", "1000"])),
-  );
-  const startMs = performance.now() - t0;
-  const shims = shimPids(d.sock);
-  const pss = pssKb([...processTree(d.pid), ...shims]);
-  const t1 = performance.now();
-  await Promise.all(
-    ids.map(async (id) => {
-      await ok(d, ["tasks", "kill", "-s", "SIGKILL", id]);
-      await ok(d, ["tasks", "rm", "-f", id]);
-      await ok(d, ["containers", "rm", id]);
-    }),
-  );
-  return { startMs, pssMb: pss / 1024, teardownMs: performance.now() - t1, shims: shims.length };
-}
-
 let berthdImage; // undefined: not tried; null: berthd cannot run containers
 
 async function viaBerthd(target) {
@@ -158,41 +78,25 @@ async function viaBerthd(target) {
   }
 }
 
+const rows = runMetrics({ runRmLabel: "`ctr run --rm busybox true` (containerd 1.6 + shim)", daemon: "containerd" });
+
 export default {
   name: "run-shim",
   title: "ctr run with Berth's shim (berth) vs containerd's Go shim (containerd), one containerd",
   repeats: 3,
   warmup: 1,
   metrics: [
-    {
-      key: "run_rm_ms",
-      label: "`ctr run --rm busybox true` (containerd 1.6 + shim)",
-      unit: "ms",
-      better: "lower",
-      target: { max: 0.8 },
-    },
+    rows.runRm,
     {
       key: "run_rm_cpu_ms",
       label: "CPU (user+sys) of containerd + shim + runc per `ctr run --rm`",
       unit: "ms",
       better: "lower",
     },
-    {
-      key: "run_d_20_ms",
-      label: `${CONCURRENT} concurrent \`ctr run -d\``,
-      unit: "ms",
-      better: "lower",
-      target: { max: 0.8 },
-    },
-    {
-      key: "pss_20_mb",
-      label: `Pss of containerd + shims, ${CONCURRENT} running`,
-      unit: "MB",
-      better: "lower",
-      target: { max: 1.0 },
-    },
-    { key: "teardown_20_ms", label: `${CONCURRENT} concurrent kill + rm`, unit: "ms", better: "lower" },
-    { key: "shim_processes", label: `shim processes with ${CONCURRENT} running`, unit: "", better: "lower" },
+    rows.concurrentStart,
+    rows.pss,
+    rows.teardown,
+    rows.shimProcesses,
     {
       key: "run_rm_berthd_ms",
       label: "`ctr run --rm busybox true` via berthd + Berth's shim (containerd: containerd + Go shim)",
@@ -203,7 +107,7 @@ export default {
   async sample(target) {
     const { d, image, cgroup } = await containerd();
     const runtime = target.kind === "berth" ? BERTH_SHIM : GO_SHIM;
-    const run = await runRm(d, image, runtime, cgroup);
+    const run = await runRm(d, image, runtime, { cpuMs: cgroup });
     const c = await concurrent(d, image, runtime);
     const berthd = target.kind === "berth" ? await viaBerthd(target) : run.ms;
     return {

@@ -170,16 +170,11 @@ export interface BerthdOptions {
   readonly readyTimeoutMs?: number;
 }
 
-export interface Berthd {
-  readonly dir: string;
-  readonly socket: string;
-  readonly root: string;
-  readonly state: string;
+/** A daemon's current process and lifecycle (berthd and containerd alike). */
+export interface DaemonLifecycle {
   /** PID of the current process (changes on restart). */
   readonly pid: number;
-  /** The process itself (for exit observation). */
-  readonly process: ChildProcess;
-  /** stderr so far (pino JSON lines) of the current process, and earlier ones since start. */
+  /** stderr so far of the current process, and earlier ones since start (berthd: pino JSON lines). */
   log(): string;
   /** SIGTERM, wait, SIGKILL after 10 s; resolves with how it exited. */
   stop(): Promise<ExitStatus>;
@@ -189,12 +184,28 @@ export interface Berthd {
   restart(): Promise<void>;
 }
 
-async function waitReady(socket: string, child: ChildProcess, log: () => string, timeoutMs: number): Promise<void> {
+export interface Berthd extends DaemonLifecycle {
+  readonly dir: string;
+  readonly socket: string;
+  readonly root: string;
+  readonly state: string;
+  /** The process itself (for exit observation). */
+  readonly process: ChildProcess;
+}
+
+/** Waits until a Version call on `socket` succeeds; fails when `child` (named `name`) exits or time is up. */
+async function waitReady(
+  name: string,
+  socket: string,
+  child: ChildProcess,
+  log: () => string,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`berthd exited (${child.exitCode ?? child.signalCode}) before serving:\n${log()}`);
+      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before serving:\n${log()}`);
     }
     if (existsSync(socket)) {
       try {
@@ -206,40 +217,34 @@ async function waitReady(socket: string, child: ChildProcess, log: () => string,
     }
     await sleep(50);
   }
-  throw new Error(`berthd did not answer Version within ${timeoutMs} ms (${String(lastErr)}):\n${log()}`);
+  throw new Error(`${name} did not answer Version within ${timeoutMs} ms (${String(lastErr)}):\n${log()}`);
 }
 
-/** Starts berthd on temp root/state/socket and waits until a Version call succeeds. */
-export async function startBerthd(options: BerthdOptions = {}): Promise<Berthd> {
-  const dir = await makeTempDir("berth-e2e-");
-  const root = join(dir, "root");
-  const state = join(dir, "state");
-  const socket = join(dir, "berthd.sock");
-  const args = [BERTHD_BIN, "--root", root, "--state", state, "-a", socket];
-  if (options.config !== undefined) {
-    const cfg = join(dir, "config.toml");
-    await writeFile(cfg, options.config);
-    args.push("-c", cfg);
-  }
-  args.push(...(options.args ?? []));
+/** What startSupervised adds to a daemon's paths. */
+type Supervised = DaemonLifecycle & { readonly process: ChildProcess };
 
+/**
+ * Starts a daemon with `spawnDaemon` (stderr piped) and waits until it answers Version on `paths.socket`; the
+ * handle (`paths` plus Supervised) is stopped by stopAll. A restart spawns it again the same way.
+ */
+async function startSupervised<P extends { readonly socket: string }>(
+  name: string,
+  paths: P,
+  spawnDaemon: () => ChildProcess,
+  readyTimeoutMs: number,
+): Promise<P & Supervised> {
   let logText = "";
   let child!: ChildProcess;
   const launch = async () => {
-    child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env } });
-    child.stderr?.setEncoding("utf8");
-    child.stderr?.on("data", (chunk: string) => {
+    child = spawnDaemon();
+    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
       logText += chunk;
     });
-    await waitReady(socket, child, () => logText, options.readyTimeoutMs ?? 15_000);
+    await waitReady(name, paths.socket, child, () => logText, readyTimeoutMs);
   };
-
-  const handle: Berthd & Tracked = {
+  const handle: P & Supervised & Tracked = {
+    ...paths,
     kind: "daemon",
-    dir,
-    socket,
-    root,
-    state,
     get pid() {
       return child.pid ?? -1;
     },
@@ -261,6 +266,27 @@ export async function startBerthd(options: BerthdOptions = {}): Promise<Berthd> 
   live.add(handle);
   await launch();
   return handle;
+}
+
+/** Starts berthd on temp root/state/socket and waits until a Version call succeeds. */
+export async function startBerthd(options: BerthdOptions = {}): Promise<Berthd> {
+  const dir = await makeTempDir("berth-e2e-");
+  const root = join(dir, "root");
+  const state = join(dir, "state");
+  const socket = join(dir, "berthd.sock");
+  const args = [BERTHD_BIN, "--root", root, "--state", state, "-a", socket];
+  if (options.config !== undefined) {
+    const cfg = join(dir, "config.toml");
+    await writeFile(cfg, options.config);
+    args.push("-c", cfg);
+  }
+  args.push(...(options.args ?? []));
+  return startSupervised(
+    "berthd",
+    { dir, socket, root, state },
+    () => spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env } }),
+    options.readyTimeoutMs ?? 15_000,
+  );
 }
 
 /** Runs berthd with arguments and no daemon (e.g. `config default`). */
@@ -475,19 +501,11 @@ export function spawnCtr(socket: string, ...args: string[]): Streaming {
 // ---------------------------------------------------------------------------------------------------------
 // real containerd
 
-export interface Containerd {
+export interface Containerd extends DaemonLifecycle {
   readonly dir: string;
   readonly socket: string;
   /** containerd's --root (persistent state, e.g. `io.containerd.content.v1.content/`). */
   readonly root: string;
-  /** PID of the current process (changes on restart). */
-  readonly pid: number;
-  log(): string;
-  stop(): Promise<ExitStatus>;
-  /** SIGKILL, no chance to clean up. */
-  kill9(): Promise<ExitStatus>;
-  /** Stops it (if running) and starts it again on the same root, state and socket. */
-  restart(): Promise<void>;
 }
 
 /**
@@ -515,55 +533,15 @@ export async function startContainerd(options: { readyTimeoutMs?: number } = {})
     ].join("\n"),
   );
   const script = `mount -t tmpfs tmpfs /run && exec ${CONTAINERD_BIN} --config "$1"`;
-  let logText = "";
-  let child!: ChildProcess;
-  const launch = async () => {
-    child = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", cfg], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    child.stderr?.setEncoding("utf8").on("data", (c: string) => {
-      logText += c;
-    });
-    const deadline = Date.now() + (options.readyTimeoutMs ?? 15_000);
-    for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`containerd exited (${child.exitCode ?? child.signalCode}):\n${logText}`);
-      }
-      if (existsSync(socket)) {
-        try {
-          await withClient(socket, Version, (c) => c.version({}, { timeoutMs: 1000 }));
-          return;
-        } catch {
-          // not yet
-        }
-      }
-      if (Date.now() > deadline) throw new Error(`containerd did not start:\n${logText}`);
-      await sleep(50);
-    }
-  };
-  const handle: Containerd & Tracked = {
-    kind: "daemon",
-    dir,
-    socket,
-    root,
-    get pid() {
-      return child.pid ?? -1;
-    },
-    log: () => logText,
-    stop: () => terminate(child),
-    async kill9() {
-      const done = exited(child);
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      return done;
-    },
-    async restart() {
-      await terminate(child);
-      await launch();
-    },
-  };
-  live.add(handle);
-  await launch();
-  return handle;
+  return startSupervised(
+    "containerd",
+    { dir, socket, root },
+    () =>
+      spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", script, "sh", cfg], {
+        stdio: ["ignore", "ignore", "pipe"],
+      }),
+    options.readyTimeoutMs ?? 15_000,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -10,9 +10,8 @@ import { join, resolve } from "node:path";
 import { Content, WriteAction } from "@berth/api/services/content/v1";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { useDaemonPair } from "../src/daemon-pair.js";
 import {
-  type Berthd,
-  type Containerd,
   WriteSession,
   berthWith,
   containerdSkipReason,
@@ -28,7 +27,6 @@ import {
   spawnCtrFed,
   spawnCtrFromFile,
   startBerthd,
-  startContainerd,
   stopAll,
   stopClients,
   tempDir,
@@ -74,29 +72,12 @@ const labelSet = (stdout: string): string[] => stdout.trim().split(",").filter(B
 describe.skipIf(reason !== undefined)(
   reason ? `content with ctr (skipped: ${reason})` : "content with ctr on berthd and containerd",
   () => {
-    let berthd: Berthd;
-    let containerd: Containerd;
-    let dir: string;
-
-    beforeAll(async () => {
-      [berthd, containerd, dir] = await Promise.all([startBerthd(), startContainerd(), tempDir()]);
-    });
-    afterEach(async (ctx) => {
-      // a failure in berthd shows in its log: keep the end of it with the failed test's output
-      if (ctx.task.result?.state === "fail") console.error(`berthd log (tail):\n${berthd.log().slice(-6000)}`);
-      await stopClients();
-    });
-    afterAll(stopAll);
-
-    const daemons = () =>
-      [
-        ["berthd", berthd.socket],
-        ["containerd", containerd.socket],
-      ] as const;
+    const pair = useDaemonPair();
+    const daemons = () => pair.daemons();
 
     /** A file in the test's temp dir with these bytes. */
     async function file(name: string, data: Uint8Array): Promise<string> {
-      const path = join(dir, name);
+      const path = join(pair.dir, name);
       await writeFile(path, data);
       return path;
     }
@@ -460,11 +441,13 @@ describe.skipIf(reason !== undefined)(
         expect(results.berthd).toEqual(results.containerd);
 
         // every ingest directory berthd made is named by a hash, and nothing escaped its root
-        const ingestRoot = join(berthd.root, "io.containerd.content.v1.content", "ingest");
+        const ingestRoot = join(pair.berthd.root, "io.containerd.content.v1.content", "ingest");
         for (const ref of refs) expect(existsSync(resolve(ingestRoot, ref)) && ref !== ".." && ref !== ".").toBe(false);
         expect(existsSync(resolve(ingestRoot, "../../../../../../escape"))).toBe(false);
-        expect(readdirSync(berthd.dir).sort()).toEqual(
-          ["berthd.sock", "berthd.sock.ttrpc", "root", "state"].filter((f) => existsSync(join(berthd.dir, f))).sort(),
+        expect(readdirSync(pair.berthd.dir).sort()).toEqual(
+          ["berthd.sock", "berthd.sock.ttrpc", "root", "state"]
+            .filter((f) => existsSync(join(pair.berthd.dir, f)))
+            .sort(),
         );
         for (const entry of readdirSync(ingestRoot)) expect(entry).toMatch(/^[0-9a-f]{64}$/);
       });

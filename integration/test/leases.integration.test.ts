@@ -3,21 +3,15 @@
  * a lease keeps from the garbage collector (and for how long).
  */
 import { Leases } from "@berth/api/services/leases/v1";
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
+import { useDaemonPair } from "../src/daemon-pair.js";
 import {
-  type Berthd,
-  type Containerd,
   containerdSkipReason,
   contentDigests,
   ctr,
   ctrWith,
   grpcIngest,
   sha256,
-  startBerthd,
-  startContainerd,
-  stopAll,
-  stopClients,
-  tempDir,
   triggerGc,
   waitGone,
   withClient,
@@ -34,25 +28,8 @@ const maskTimes = (text: string): string =>
 describe.skipIf(reason !== undefined)(
   reason ? `leases with ctr (skipped: ${reason})` : "leases with ctr on berthd and containerd",
   () => {
-    let berthd: Berthd;
-    let containerd: Containerd;
-    let dir: string;
-
-    beforeAll(async () => {
-      [berthd, containerd, dir] = await Promise.all([startBerthd(), startContainerd(), tempDir()]);
-    });
-    afterEach(async (ctx) => {
-      // a failure in berthd shows in its log: keep the end of it with the failed test's output
-      if (ctx.task.result?.state === "fail") console.error(`berthd log (tail):\n${berthd.log().slice(-6000)}`);
-      await stopClients();
-    });
-    afterAll(stopAll);
-
-    const daemons = () =>
-      [
-        ["berthd", berthd.socket],
-        ["containerd", containerd.socket],
-      ] as const;
+    const pair = useDaemonPair();
+    const daemons = () => pair.daemons();
 
     test.each([
       ["create", ["create", "--id", "l1", "a=b"]],
@@ -92,7 +69,7 @@ describe.skipIf(reason !== undefined)(
     test("a blob held only by a lease survives collections until the lease is deleted", async () => {
       const held = Buffer.from(`held by a lease ${Date.now()}\n`);
       const loose = Buffer.from(`held by nothing ${Date.now()}\n`);
-      const loosePath = join(dir, "loose");
+      const loosePath = join(pair.dir, "loose");
       await writeFile(loosePath, loose);
       const resources: Record<string, unknown> = {};
       for (const [name, socket] of daemons()) {

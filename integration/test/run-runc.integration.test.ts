@@ -15,8 +15,17 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { busyboxSkipReason } from "../src/busybox.js";
 import {
+  buildBusyboxImage,
+  ctrOn,
+  fifosOf,
+  killAndRemoveTasks,
+  mountsUnder,
+  processState,
+  removeAllContainers,
+  taskStatus,
+} from "../src/containers.js";
+import {
   type Berthd,
-  REPO_ROOT,
   ctr,
   ctrWith,
   runCommand,
@@ -52,53 +61,6 @@ function shimPids(socket: string): number[] {
   return out;
 }
 
-const mountsUnder = (dir: string): string[] =>
-  readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => l.split(" ")[4] ?? "")
-    .filter((p) => p.startsWith(dir));
-
-/** A process's state letter from /proc (R, S, Z …), or "gone". */
-function processState(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] ?? "gone";
-  } catch {
-    return "gone";
-  }
-}
-
-/** ctr's fifos (under /run/containerd/fifo/<set>/) that belong to a container id. */
-function fifosOf(id: string): string[] {
-  const root = "/run/containerd/fifo";
-  let sets: string[];
-  try {
-    sets = readdirSync(root);
-  } catch {
-    return [];
-  }
-  return sets.flatMap((set) => {
-    try {
-      return readdirSync(join(root, set))
-        .filter((f) => f.startsWith(`${id}-`))
-        .map((f) => join(root, set, f));
-    } catch {
-      return [];
-    }
-  });
-}
-
-/** Task status by id from `ctr tasks ls`. */
-async function taskStatus(socket: string, ns: string): Promise<Map<string, string>> {
-  const ls = await ctr(socket, "-n", ns, "tasks", "ls");
-  expect(ls.code).toBe(0);
-  const out = new Map<string, string>();
-  for (const line of ls.stdout.trim().split("\n").slice(1)) {
-    const [id, , status] = line.trim().split(/\s+/);
-    if (id && status) out.set(id, status);
-  }
-  return out;
-}
-
 describe.skipIf(reason !== undefined)(
   reason ? `ctr run (skipped: ${reason})` : "ctr run with the Go shim on berthd",
   () => {
@@ -109,16 +71,7 @@ describe.skipIf(reason !== undefined)(
 
     /** Kills and removes every task and container left in the test namespaces (also after failures). */
     async function cleanupTasks(): Promise<void> {
-      for (const ns of namespaces) {
-        const ls = await ctr(berthd.socket, "-n", ns, "tasks", "ls", "-q");
-        for (const id of ls.stdout.split("\n").filter(Boolean)) {
-          await ctr(berthd.socket, "-n", ns, "tasks", "kill", "-a", "-s", "SIGKILL", id);
-          await ctr(berthd.socket, "-n", ns, "tasks", "rm", "-f", id);
-        }
-        const cs = await ctr(berthd.socket, "-n", ns, "containers", "ls", "-q");
-        for (const id of cs.stdout.split("\n").filter(Boolean))
-          await ctr(berthd.socket, "-n", ns, "containers", "rm", id);
-      }
+      for (const ns of namespaces) await removeAllContainers(ctrOn(berthd.socket, ns));
     }
 
     beforeAll(async () => {
@@ -144,14 +97,7 @@ describe.skipIf(reason !== undefined)(
           "",
         ].join("\n"),
       });
-      // a busybox image with every applet linked (echo, sleep, ls …), built from the host's busybox-static
-      const archive = join(dir, "busybox.tar");
-      const built = await runCommand(process.execPath, [
-        join(REPO_ROOT, "scripts/build-busybox-image.mjs"),
-        archive,
-        IMAGE,
-      ]);
-      expect(built.code, built.stderr).toBe(0);
+      const archive = await buildBusyboxImage(dir, IMAGE);
       for (const ns of ["default", "restart"]) {
         const imp = await ctrWith(berthd.socket, ["-n", ns, "images", "import", archive], { timeoutMs: 60_000 });
         expect(imp.code, imp.stderr).toBe(0);
@@ -400,16 +346,7 @@ describe.skipIf(reason !== undefined)(
       expect(earlyRm.code).toBe(0);
       expect(earlyRm.stderr).toContain("exit code 5");
 
-      for (const id of ids) expect((await ctr(s, "-n", ns, "tasks", "kill", "-s", "SIGKILL", id)).code).toBe(0);
-      await waitUntil("all stopped", async () => {
-        const st = await taskStatus(s, ns);
-        return ids.every((id) => st.get(id) === "STOPPED") ? true : undefined;
-      });
-      for (const id of ids) {
-        const rm = await ctr(s, "-n", ns, "tasks", "rm", id);
-        expect(rm.code).toBe(0);
-        expect(rm.stderr).toContain("exit code 137");
-      }
+      await killAndRemoveTasks(s, ns, ids);
       for (const id of [...ids, "early", "lost"]) {
         expect((await ctr(s, "-n", ns, "containers", "rm", id)).code).toBe(0);
       }

@@ -9,25 +9,18 @@ import { join } from "node:path";
 import { Containers } from "@berth/api/services/containers/v1";
 import { Snapshots } from "@berth/api/services/snapshots/v1";
 import { Tasks } from "@berth/api/services/tasks/v1";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { busyboxSkipReason, writeOciArchive } from "../src/busybox.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { busyboxSkipReason } from "../src/busybox.js";
 import {
-  CTR_BIN,
-  type CommandResult,
-  containerdSkipReason,
-  REPO_ROOT,
-  runCommand,
-  sleep,
-  startBerthd,
-  startContainerd,
-  stopAll,
-  tempDir,
-  waitUntil,
-  withClient,
-} from "../src/harness.js";
+  BERTH_RUNTIME as RUNTIME,
+  type CtrDaemon,
+  berthShimSkipReason,
+  berthdForCtr,
+  containerdForCtr,
+  useShimSuite,
+} from "../src/containers.js";
+import { type CommandResult, containerdSkipReason, tempDir, waitUntil, withClient } from "../src/harness.js";
 
-const SHIM_DIR = join(REPO_ROOT, "packages/shim/native/build");
-const RUNTIME = "io.containerd.berth.v2";
 const IMAGE = "docker.io/library/busybox:latest";
 const NS = "logging";
 const LINGER_MS = 400;
@@ -36,9 +29,7 @@ const READY_TIMEOUT_MS = 1500;
 const skip =
   process.env.BERTH_INTEGRATION !== "1"
     ? "set BERTH_INTEGRATION=1"
-    : (containerdSkipReason() ??
-      busyboxSkipReason() ??
-      (existsSync(join(SHIM_DIR, "containerd-shim-berth-v2")) ? undefined : "Berth's shim is not built"));
+    : (containerdSkipReason() ?? busyboxSkipReason() ?? berthShimSkipReason());
 
 /**
  * The logger: its arguments are `out DIR [linger|hang 1]`; it records its initial environment, closes fd 5
@@ -63,18 +54,17 @@ if [ "$3" = linger ]; then
 fi
 `;
 
-/** One daemon the suite runs against: ctr bound to it (in its mount namespace for containerd). */
-interface Daemon {
-  readonly socket: string;
-  ctr(args: readonly string[]): Promise<CommandResult>;
-}
-
-function loggingSuite(name: string, startDaemon: () => Promise<Daemon>): void {
+function loggingSuite(name: string, startDaemon: () => Promise<CtrDaemon>): void {
   describe.skipIf(skip !== undefined)(`binary:// and file:// logs with Berth's shim under ${name}`, () => {
-    let daemon: Daemon;
-    let dir: string;
+    const suite = useShimSuite({
+      start: startDaemon,
+      image: IMAGE,
+      lingerMs: LINGER_MS,
+      env: { BERTH_SHIM_LOGGER_READY_TIMEOUT_MS: String(READY_TIMEOUT_MS) },
+      tempPrefix: "berth-shim-logging-",
+    });
+    let daemon: CtrDaemon;
     let logger: string;
-    let savedPath: string | undefined;
 
     const ok = (res: CommandResult): string => {
       expect(res.stderr, `ctr failed (${res.code})`).not.toMatch(/^ctr: /m);
@@ -84,36 +74,11 @@ function loggingSuite(name: string, startDaemon: () => Promise<Daemon>): void {
     const read = (file: string) => readFileSync(file, "utf8");
 
     beforeAll(async () => {
-      savedPath = process.env.PATH;
-      process.env.PATH = `${SHIM_DIR}:${process.env.PATH}`;
-      process.env.BERTH_SHIM_LINGER_MS = String(LINGER_MS);
-      process.env.BERTH_SHIM_LOGGER_READY_TIMEOUT_MS = String(READY_TIMEOUT_MS);
-      daemon = await startDaemon();
-      dir = await tempDir("berth-shim-logging-");
-      logger = join(dir, "logger.sh");
+      daemon = suite.daemon;
+      logger = join(suite.dir, "logger.sh");
       await writeFile(logger, LOGGER);
       chmodSync(logger, 0o755);
-      const archive = await writeOciArchive(join(dir, "busybox.tar"), IMAGE);
-      ok(await daemon.ctr(["images", "import", archive.path]));
-    }, 90_000);
-
-    afterAll(async () => {
-      if (daemon !== undefined) {
-        const tasks = await daemon.ctr(["tasks", "ls", "-q"]);
-        for (const id of tasks.stdout.split("\n").filter(Boolean)) {
-          await daemon.ctr(["tasks", "kill", "-s", "SIGKILL", id]);
-          await sleep(100);
-          await daemon.ctr(["tasks", "rm", "-f", id]);
-        }
-        const cs = await daemon.ctr(["containers", "ls", "-q"]);
-        for (const id of cs.stdout.split("\n").filter(Boolean)) await daemon.ctr(["containers", "rm", id]);
-      }
-      await sleep(LINGER_MS + 500);
-      await stopAll();
-      process.env.PATH = savedPath;
-      delete process.env.BERTH_SHIM_LINGER_MS;
-      delete process.env.BERTH_SHIM_LOGGER_READY_TIMEOUT_MS;
-    }, 60_000);
+    });
 
     it("hands stdout and stderr to the logging binary with its arguments and environment", async () => {
       const out = await tempDir("berth-shim-log-");
@@ -312,22 +277,6 @@ function loggingSuite(name: string, startDaemon: () => Promise<Daemon>): void {
   });
 }
 
-loggingSuite("containerd 1.6.20", async () => {
-  const ctrd = await startContainerd();
-  return {
-    socket: ctrd.socket,
-    // ctr in containerd's mount namespace (containerd has a private /run)
-    ctr: (args) =>
-      runCommand("nsenter", ["-t", String(ctrd.pid), "-m", CTR_BIN, "-a", ctrd.socket, "-n", NS, ...args], {
-        timeoutMs: 30_000,
-      }),
-  };
-});
+loggingSuite("containerd 1.6.20", () => containerdForCtr(NS));
 
-loggingSuite("berthd", async () => {
-  const berthd = await startBerthd();
-  return {
-    socket: berthd.socket,
-    ctr: (args) => runCommand(CTR_BIN, ["-a", berthd.socket, "-n", NS, ...args], { timeoutMs: 30_000 }),
-  };
-});
+loggingSuite("berthd", () => berthdForCtr(NS));

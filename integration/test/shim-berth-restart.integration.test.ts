@@ -9,95 +9,38 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { busyboxSkipReason } from "../src/busybox.js";
 import {
-  type Berthd,
-  REPO_ROOT,
-  ctr,
-  ctrWith,
-  runCommand,
-  skipReason,
-  startBerthd,
-  stopAll,
-  tempDir,
-  waitUntil,
-} from "../src/harness.js";
+  BERTH_RUNTIME as RUNTIME,
+  berthShimSkipReason,
+  buildBusyboxImage,
+  ctrOn,
+  fifosOf,
+  killAndRemoveTasks,
+  mountsUnder,
+  processState,
+  removeAllContainers,
+  taskStatus,
+  useBerthShimEnv,
+} from "../src/containers.js";
+import { type Berthd, ctr, ctrWith, skipReason, startBerthd, stopAll, tempDir, waitUntil } from "../src/harness.js";
 
-const SHIM_DIR = join(REPO_ROOT, "packages/shim/native/build");
-const RUNTIME = "io.containerd.berth.v2";
 const IMAGE = "docker.io/library/busybox:run";
 const NS = "restart";
 const LINGER_MS = 400;
 
-const reason =
-  skipReason() ??
-  busyboxSkipReason() ??
-  (existsSync(join(SHIM_DIR, "containerd-shim-berth-v2")) ? undefined : "Berth's shim is not built");
-
-/** A process's state letter from /proc (R, S, Z …), or "gone". */
-function processState(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] ?? "gone";
-  } catch {
-    return "gone";
-  }
-}
-
-const mountsUnder = (dir: string): string[] =>
-  readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => l.split(" ")[4] ?? "")
-    .filter((p) => p.startsWith(dir));
-
-/** ctr's fifos (under /run/containerd/fifo/<set>/) that belong to a container id. */
-function fifosOf(id: string): string[] {
-  const root = "/run/containerd/fifo";
-  let sets: string[];
-  try {
-    sets = readdirSync(root);
-  } catch {
-    return [];
-  }
-  return sets.flatMap((set) => {
-    try {
-      return readdirSync(join(root, set))
-        .filter((f) => f.startsWith(`${id}-`))
-        .map((f) => join(root, set, f));
-    } catch {
-      return [];
-    }
-  });
-}
-
-async function taskStatus(socket: string): Promise<Map<string, string>> {
-  const ls = await ctr(socket, "-n", NS, "tasks", "ls");
-  expect(ls.code, ls.stderr).toBe(0);
-  const out = new Map<string, string>();
-  for (const line of ls.stdout.trim().split("\n").slice(1)) {
-    const [id, , status] = line.trim().split(/\s+/);
-    if (id && status) out.set(id, status);
-  }
-  return out;
-}
+const reason = skipReason() ?? busyboxSkipReason() ?? berthShimSkipReason();
 
 describe.skipIf(reason !== undefined)(
   reason ? `berthd restart with Berth's shim (skipped: ${reason})` : "berthd restart with Berth's shim",
   () => {
     let berthd: Berthd;
-    let savedPath: string | undefined;
+    let restoreEnv: (() => void) | undefined;
     const serverPids = new Set<number>();
 
     beforeAll(async () => {
-      savedPath = process.env.PATH;
-      process.env.PATH = `${SHIM_DIR}:${process.env.PATH}`;
-      process.env.BERTH_SHIM_LINGER_MS = String(LINGER_MS);
+      restoreEnv = useBerthShimEnv({ BERTH_SHIM_LINGER_MS: String(LINGER_MS) });
       const dir = await tempDir();
       berthd = await startBerthd();
-      const archive = join(dir, "busybox.tar");
-      const built = await runCommand(process.execPath, [
-        join(REPO_ROOT, "scripts/build-busybox-image.mjs"),
-        archive,
-        IMAGE,
-      ]);
-      expect(built.code, built.stderr).toBe(0);
+      const archive = await buildBusyboxImage(dir, IMAGE);
       const imp = await ctrWith(berthd.socket, ["-n", NS, "images", "import", archive], { timeoutMs: 60_000 });
       expect(imp.code, imp.stderr).toBe(0);
     }, 90_000);
@@ -105,20 +48,12 @@ describe.skipIf(reason !== undefined)(
     afterAll(async () => {
       // whatever a failed test left running is removed through berthd, so the shared server can go
       if (berthd !== undefined && berthd.process.exitCode === null && berthd.process.signalCode === null) {
-        const ls = await ctr(berthd.socket, "-n", NS, "tasks", "ls", "-q");
-        for (const id of ls.stdout.split("\n").filter(Boolean)) {
-          await ctr(berthd.socket, "-n", NS, "tasks", "kill", "-a", "-s", "SIGKILL", id);
-          await ctr(berthd.socket, "-n", NS, "tasks", "rm", "-f", id);
-        }
-        const cs = await ctr(berthd.socket, "-n", NS, "containers", "ls", "-q");
-        for (const id of cs.stdout.split("\n").filter(Boolean))
-          await ctr(berthd.socket, "-n", NS, "containers", "rm", id);
+        await removeAllContainers(ctrOn(berthd.socket, NS));
       }
       await new Promise((r) => setTimeout(r, LINGER_MS + 1000));
       for (const pid of serverPids) if (processState(pid) !== "gone") process.kill(pid, "SIGKILL");
       await stopAll();
-      process.env.PATH = savedPath;
-      delete process.env.BERTH_SHIM_LINGER_MS;
+      restoreEnv?.();
     }, 60_000);
 
     test("kill -9 berthd with 10 containers running: all re-attached, killable, exit statuses reported", async () => {
@@ -154,23 +89,14 @@ describe.skipIf(reason !== undefined)(
       expect(processState(server as number)).not.toBe("gone"); // the shim outlives the daemon
       await berthd.restart();
 
-      const status = await taskStatus(s);
+      const status = await taskStatus(s, NS);
       for (const id of ids) expect(status.get(id), id).toBe("RUNNING");
       expect(status.get("early")).toBe("STOPPED");
       const earlyRm = await ctr(s, "-n", NS, "tasks", "rm", "early");
       expect(earlyRm.code, earlyRm.stderr).toBe(0);
       expect(earlyRm.stderr).toContain("exit code 5");
 
-      for (const id of ids) expect((await ctr(s, "-n", NS, "tasks", "kill", "-s", "SIGKILL", id)).code).toBe(0);
-      await waitUntil("all stopped", async () => {
-        const st = await taskStatus(s);
-        return ids.every((id) => st.get(id) === "STOPPED") ? true : undefined;
-      });
-      for (const id of ids) {
-        const rm = await ctr(s, "-n", NS, "tasks", "rm", id);
-        expect(rm.code, rm.stderr).toBe(0);
-        expect(rm.stderr).toContain("exit code 137");
-      }
+      await killAndRemoveTasks(s, NS, ids);
       for (const id of [...ids, "early"]) {
         const rm = await ctr(s, "-n", NS, "containers", "rm", id);
         expect(rm.code, rm.stderr).toBe(0);

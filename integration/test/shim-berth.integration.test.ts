@@ -12,11 +12,16 @@ import { connectTtrpcClient, createTtrpcServiceClient, type TtrpcClient } from "
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { busyboxSkipReason, writeOciArchive } from "../src/busybox.js";
 import {
+  BERTH_RUNTIME as RUNTIME,
+  berthShimSkipReason,
+  removeAllContainers,
+  useBerthShimEnv,
+} from "../src/containers.js";
+import {
   CTR_BIN,
   type CommandResult,
   type Containerd,
   containerdSkipReason,
-  REPO_ROOT,
   runCommand,
   sleep,
   startContainerd,
@@ -25,8 +30,6 @@ import {
   waitUntil,
 } from "../src/harness.js";
 
-const SHIM_DIR = join(REPO_ROOT, "packages/shim/native/build");
-const RUNTIME = "io.containerd.berth.v2";
 const IMAGE = "docker.io/library/busybox:latest";
 const LINGER_MS = 400;
 
@@ -34,8 +37,7 @@ function shimSkipReason(): string | undefined {
   if (process.env.BERTH_INTEGRATION !== "1") return "set BERTH_INTEGRATION=1";
   const base = containerdSkipReason() ?? busyboxSkipReason();
   if (base) return base;
-  if (!existsSync(join(SHIM_DIR, "containerd-shim-berth-v2"))) return "the shim is not built (pnpm turbo run build)";
-  return undefined;
+  return berthShimSkipReason();
 }
 
 const skip = shimSkipReason();
@@ -52,7 +54,7 @@ function alive(pid: number): boolean {
 
 describe.skipIf(skip !== undefined)("containerd-shim-berth-v2 under containerd 1.6.20", () => {
   let ctrd: Containerd;
-  let savedPath: string | undefined;
+  let restoreEnv: (() => void) | undefined;
   const serverPids = new Set<number>();
 
   /** ctr in containerd's mount namespace (ctr's fifo dir /run/containerd/fifo is in containerd's private /run). */
@@ -79,9 +81,7 @@ describe.skipIf(skip !== undefined)("containerd-shim-berth-v2 under containerd 1
   };
 
   beforeAll(async () => {
-    savedPath = process.env.PATH;
-    process.env.PATH = `${SHIM_DIR}:${process.env.PATH}`;
-    process.env.BERTH_SHIM_LINGER_MS = String(LINGER_MS);
+    restoreEnv = useBerthShimEnv({ BERTH_SHIM_LINGER_MS: String(LINGER_MS) });
     ctrd = await startContainerd();
     const dir = await tempDir("berth-shim-e2e-");
     const archive = await writeOciArchive(join(dir, "busybox.tar"), IMAGE);
@@ -90,21 +90,11 @@ describe.skipIf(skip !== undefined)("containerd-shim-berth-v2 under containerd 1
 
   afterAll(async () => {
     // Whatever a failed test left running is removed through containerd, so the shared server can go.
-    if (ctrd !== undefined) {
-      const tasks = await ctr(["tasks", "ls", "-q"]);
-      for (const id of tasks.stdout.split("\n").filter((l) => l !== "")) {
-        await ctr(["tasks", "kill", "-s", "SIGKILL", id]);
-        await sleep(100);
-        await ctr(["tasks", "rm", "-f", id]);
-      }
-      const containers = await ctr(["containers", "ls", "-q"]);
-      for (const id of containers.stdout.split("\n").filter((l) => l !== "")) await ctr(["containers", "rm", id]);
-    }
+    if (ctrd !== undefined) await removeAllContainers((args) => ctr(args));
     await sleep(LINGER_MS + 500);
     for (const pid of serverPids) if (alive(pid)) process.kill(pid, "SIGKILL");
     await stopAll();
-    process.env.PATH = savedPath;
-    delete process.env.BERTH_SHIM_LINGER_MS;
+    restoreEnv?.();
   }, 60_000);
 
   it("runs a container to completion: output and exit status", async () => {

@@ -4,24 +4,9 @@
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { bundleOptions } from "../../../scripts/bundle-options.mjs";
 
 const here = fileURLToPath(new URL("..", import.meta.url));
 await rm(`${here}/bundle`, { recursive: true, force: true });
-await build({
-  entryPoints: { berthd: `${here}/dist/bin/berthd.js` },
-  outdir: `${here}/bundle`,
-  bundle: true,
-  splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  outExtension: { ".js": ".mjs" },
-  // Native addons cannot be bundled (@berth/spawn finds its addon next to its own files).
-  external: ["better-sqlite3", "@berth/spawn"],
-  // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
-  banner: {
-    js: 'import { createRequire as __berthCreateRequire } from "node:module"; const require = __berthCreateRequire(import.meta.url);',
-  },
-  sourcemap: "linked",
-  logLevel: "warning",
-});
+// Native addons cannot be bundled (@berth/spawn finds its addon next to its own files).
+await build(bundleOptions(here, { name: "berthd", external: ["better-sqlite3", "@berth/spawn"] }));

@@ -4,24 +4,8 @@
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { bundleOptions } from "../../../scripts/bundle-options.mjs";
 
 const here = fileURLToPath(new URL("..", import.meta.url));
 await rm(`${here}/bundle`, { recursive: true, force: true });
-await build({
-  entryPoints: { berth: `${here}/dist/bin/berth.js` },
-  outdir: `${here}/bundle`,
-  bundle: true,
-  splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "node20",
-  outExtension: { ".js": ".mjs" },
-  // Native addons cannot be bundled.
-  external: ["better-sqlite3", "@napi-rs/xattr"],
-  // CommonJS dependencies bundled into ESM still call require() for Node built-ins.
-  banner: {
-    js: 'import { createRequire as __berthCreateRequire } from "node:module"; const require = __berthCreateRequire(import.meta.url);',
-  },
-  sourcemap: "linked",
-  logLevel: "warning",
-});
+await build(bundleOptions(here, { name: "berth", external: ["better-sqlite3", "@napi-rs/xattr"] }));

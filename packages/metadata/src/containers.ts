@@ -1,7 +1,8 @@
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, isInvalidArgument } from "@berth/errdefs";
-import { adaptContainer, parseAll } from "@berth/filters";
+import { adaptContainer } from "@berth/filters";
 import { validateIdentifier, validateLabels } from "@berth/identifiers";
 import type { SqliteDatabase } from "./db.js";
+import { applyKeyPath, parseListFilters, withoutEmpty } from "./fieldpaths.js";
 import { labelReferences } from "./gc/builtin.js";
 import type { GcRoot, GcRootSource } from "./gc/types.js";
 
@@ -145,15 +146,7 @@ export class ContainerStore {
 
   /** Containers of a namespace in id order matching any filter (`id`, `image`, `runtime.name`, `labels.<k>`). */
   list(namespace: string, filters: readonly string[] = []): ContainerRecord[] {
-    let filter: ReturnType<typeof parseAll>;
-    try {
-      filter = parseAll(filters);
-    } catch (err) {
-      if (isInvalidArgument(err)) {
-        throw new InvalidArgumentError(`${(err as Error).message}: invalid argument`, { cause: err, bare: true });
-      }
-      throw err;
-    }
+    const filter = parseListFilters(filters);
     const out: ContainerRecord[] = [];
     for (const row of this.#q.list.all(namespace)) {
       const c = this.#record(namespace, row);
@@ -219,18 +212,8 @@ export class ContainerStore {
         }
       }
       for (const path of paths) {
-        if (path.startsWith("labels.")) {
-          const key = path.slice("labels.".length);
-          labels[key] = c.labels?.[key] ?? "";
-          continue;
-        }
-        if (path.startsWith("extensions.")) {
-          const key = path.slice("extensions.".length);
-          const ext = c.extensions?.[key];
-          if (ext === undefined) delete extensions[key];
-          else extensions[key] = ext;
-          continue;
-        }
+        if (applyKeyPath(labels, c.labels, "labels", path)) continue;
+        if (applyKeyPath(extensions, c.extensions, "extensions", path)) continue;
         switch (path) {
           case "labels":
             labels = { ...(c.labels ?? {}) };
@@ -251,8 +234,7 @@ export class ContainerStore {
             throw new InvalidArgumentError(`cannot update ${JSON.stringify(path)} field on ${JSON.stringify(c.id)}`);
         }
       }
-      // As bolt does, an empty label value is not stored.
-      labels = Object.fromEntries(Object.entries(labels).filter(([, v]) => v !== ""));
+      labels = withoutEmpty(labels);
       const updated: ContainerInput = {
         id: c.id,
         labels,

@@ -1,8 +1,9 @@
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError, isInvalidArgument } from "@berth/errdefs";
-import { adaptImage, parseAll } from "@berth/filters";
+import { adaptImage } from "@berth/filters";
 import { validateIdentifier, validateLabels } from "@berth/identifiers";
 import { digestProblem, isDigest } from "@berth/oci-spec";
 import type { SqliteDatabase } from "./db.js";
+import { applyKeyPath, parseListFilters, withoutEmpty } from "./fieldpaths.js";
 import { labelReferences } from "./gc/builtin.js";
 import type { GcRoot, GcRootSource } from "./gc/types.js";
 
@@ -135,16 +136,7 @@ export class ImageStore {
    * `target.mediatype`, `labels.<key>`, `annotations.<key>`); a bad filter is InvalidArgument.
    */
   list(namespace: string, filters: readonly string[] = []): ImageRecord[] {
-    let filter: ReturnType<typeof parseAll>;
-    try {
-      filter = parseAll(filters);
-    } catch (err) {
-      // containerd's image store wraps the parse error in ErrInvalidArgument once more
-      if (isInvalidArgument(err)) {
-        throw new InvalidArgumentError(`${(err as Error).message}: invalid argument`, { cause: err, bare: true });
-      }
-      throw err;
-    }
+    const filter = parseListFilters(filters);
     const group = (rows: Array<{ name: string; key: string; value: string }>) => {
       const out = new Map<string, Record<string, string>>();
       for (const { name, key, value } of rows) {
@@ -194,21 +186,11 @@ export class ImageStore {
       const existing = this.#record(namespace, current);
       let labels: Record<string, string> = copyMap(existing.labels);
       let target: ImageTarget = existing.target;
-      let annotations: Record<string, string> | undefined = existing.target.annotations
-        ? copyMap(existing.target.annotations)
-        : undefined;
+      let annotations: Record<string, string> = copyMap(existing.target.annotations);
       if (fieldpaths.length > 0) {
         for (const path of fieldpaths) {
-          if (path.startsWith("labels.")) {
-            const key = path.slice("labels.".length);
-            labels[key] = image.labels?.[key] ?? "";
-            continue;
-          }
-          if (path.startsWith("annotations.")) {
-            const key = path.slice("annotations.".length);
-            annotations = { ...(annotations ?? {}), [key]: image.target.annotations?.[key] ?? "" };
-            continue;
-          }
+          if (applyKeyPath(labels, image.labels, "labels", path)) continue;
+          if (applyKeyPath(annotations, image.target.annotations, "annotations", path)) continue;
           switch (path) {
             case "labels":
               labels = copyMap(image.labels);
@@ -216,10 +198,10 @@ export class ImageStore {
             case "target":
               // the target is replaced as a unit, annotations included
               target = image.target;
-              annotations = image.target.annotations ? copyMap(image.target.annotations) : undefined;
+              annotations = copyMap(image.target.annotations);
               break;
             case "annotations":
-              annotations = image.target.annotations ? copyMap(image.target.annotations) : undefined;
+              annotations = copyMap(image.target.annotations);
               break;
             default:
               throw new InvalidArgumentError(
@@ -230,19 +212,16 @@ export class ImageStore {
       } else {
         labels = copyMap(image.labels);
         target = image.target;
-        annotations = image.target.annotations ? copyMap(image.target.annotations) : undefined;
+        annotations = copyMap(image.target.annotations);
       }
-      // As in bolt, a label or annotation with an empty value is not stored.
-      const keep = (m: Record<string, string> | undefined) =>
-        m === undefined ? undefined : Object.fromEntries(Object.entries(m).filter(([, v]) => v !== ""));
       const updated: ImageInput = {
         name: image.name,
-        labels: keep(labels) ?? {},
+        labels: withoutEmpty(labels),
         target: {
           mediaType: target.mediaType,
           digest: target.digest,
           size: target.size,
-          annotations: keep(annotations) ?? {},
+          annotations: withoutEmpty(annotations),
         },
       };
       validateImage(updated);

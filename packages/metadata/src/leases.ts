@@ -1,15 +1,10 @@
 import { randomBytes } from "node:crypto";
-import {
-  AlreadyExistsError,
-  InvalidArgumentError,
-  NotFoundError,
-  NotImplementedError,
-  isInvalidArgument,
-} from "@berth/errdefs";
-import { adaptLease, parseAll } from "@berth/filters";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError, NotImplementedError } from "@berth/errdefs";
+import { adaptLease } from "@berth/filters";
 import { validateIdentifier, validateLabels } from "@berth/identifiers";
 import { digestProblem } from "@berth/oci-spec";
 import type { SqliteDatabase } from "./db.js";
+import { parseListFilters } from "./fieldpaths.js";
 
 /** Label on a lease: RFC3339 time after which the lease no longer protects anything. */
 export const LABEL_GC_EXPIRE = "containerd.io/gc.expire";
@@ -163,17 +158,7 @@ export class LeaseStore {
 
   /** Leases of a namespace in id order, matching any of the filters (`id`, `labels.<key>`). */
   list(namespace: string, filters: readonly string[] = []): Lease[] {
-    let filter: ReturnType<typeof parseAll>;
-    try {
-      filter = parseAll(filters);
-    } catch (err) {
-      // containerd's lease manager wraps the parse error in ErrInvalidArgument once more:
-      // "filters: parse error: …: invalid argument: invalid argument"
-      if (isInvalidArgument(err)) {
-        throw new InvalidArgumentError(`${(err as Error).message}: invalid argument`, { cause: err, bare: true });
-      }
-      throw err;
-    }
+    const filter = parseListFilters(filters);
     const labels = new Map<string, Record<string, string>>();
     for (const { lease_id, key, value } of this.#stmts.labels.all(namespace)) {
       const set = labels.get(lease_id) ?? {};

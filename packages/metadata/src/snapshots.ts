@@ -22,6 +22,7 @@ import {
   isCleaner,
 } from "@berth/snapshotter";
 import type { SqliteDatabase } from "./db.js";
+import { applyKeyPath, withoutEmpty } from "./fieldpaths.js";
 import { LABEL_GC_ROOT, labelReferences } from "./gc/builtin.js";
 import type { GcContext, GcNode, GcResourceKind, GcRoot, GcRootSource } from "./gc/types.js";
 import type { MetadataDb } from "./metadata.js";
@@ -157,14 +158,11 @@ class NamespacedSnapshotter implements Snapshotter {
       } else {
         next = { ...current };
         for (const path of paths) {
-          const label = path.slice("labels.".length);
-          const value = Object.hasOwn(given, label) ? given[label] : undefined;
-          if (value === undefined || value === "") delete next[label];
-          else next[label] = value;
-          if (isInherited(label)) touched = true;
+          applyKeyPath(next, given, "labels", path);
+          if (isInherited(path.slice("labels.".length))) touched = true;
         }
       }
-      for (const [k, v] of Object.entries(next)) if (v === "") delete next[k];
+      next = withoutEmpty(next);
       try {
         validateLabels(next);
       } catch (err) {

@@ -114,6 +114,18 @@ describe("ContainerStore", () => {
     expect(isInvalidArgument(await catchErr(() => containers.update("ns", { id: "", ...base })))).toBe(true);
   });
 
+  it("a field path naming an Object property (labels.constructor) reads only the given labels", () => {
+    const { containers } = openMetadataDb(":memory:");
+    containers.create("ns", { id: "c", ...base, labels: { a: "1" } });
+    const u = containers.update("ns", { id: "c", labels: {}, extensions: {} }, [
+      "labels.constructor",
+      "labels.toString",
+      "extensions.constructor",
+    ]);
+    expect(u.labels).toEqual({ a: "1" });
+    expect(u.extensions).toEqual({});
+  });
+
   it("a namespace with containers cannot be deleted", async () => {
     const db = openMetadataDb(":memory:");
     db.namespaces.create("ns");

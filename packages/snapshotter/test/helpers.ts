@@ -6,6 +6,7 @@ import { toConnectError } from "@berth/errdefs/connect";
 import { type Interceptor, type StreamResponse, type Transport, createRouterTransport } from "@connectrpc/connect";
 import { type SnapshotsServiceOptions, snapshotsService } from "../src/service/index.js";
 import type { Snapshotter } from "../src/snapshotter.js";
+import type { SnapshotterSuiteFactory } from "../src/testsuite/index.js";
 
 export async function tempRoot(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
@@ -41,4 +42,19 @@ export function serve(
 
 export async function removeRoot(root: string): Promise<void> {
   await rm(root, { recursive: true, force: true });
+}
+
+/** A snapshotterSuite factory: `create` on a fresh temp root; cleanup closes the snapshotter and removes the root. */
+export function onTempRoot(prefix: string, create: (root: string) => Snapshotter): SnapshotterSuiteFactory {
+  return async () => {
+    const root = await tempRoot(prefix);
+    const snapshotter = create(root);
+    return {
+      snapshotter,
+      cleanup: async () => {
+        await snapshotter.close();
+        await removeRoot(root);
+      },
+    };
+  };
 }

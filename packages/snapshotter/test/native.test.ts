@@ -18,19 +18,12 @@ import { run } from "../src/internal/exec.js";
 import { copyTree, createNativeSnapshotter } from "../src/native/index.js";
 import type { Ctx, Snapshotter } from "../src/snapshotter.js";
 import { snapshotterSuite } from "../src/testsuite/index.js";
-import { removeRoot, tempRoot } from "./helpers.js";
+import { onTempRoot, removeRoot, tempRoot } from "./helpers.js";
 
-snapshotterSuite("native", async () => {
-  const root = await tempRoot("berth-native-");
-  const snapshotter = createNativeSnapshotter({ root });
-  return {
-    snapshotter,
-    cleanup: async () => {
-      await snapshotter.close();
-      await removeRoot(root);
-    },
-  };
-});
+snapshotterSuite(
+  "native",
+  onTempRoot("berth-native-", (root) => createNativeSnapshotter({ root })),
+);
 
 const ctx: Ctx = { namespace: "default" };
 

@@ -5,19 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createOverlaySnapshotter, supportsIndex } from "../src/overlay/index.js";
 import type { Ctx, Snapshotter } from "../src/snapshotter.js";
 import { snapshotterSuite } from "../src/testsuite/index.js";
-import { removeRoot, tempRoot } from "./helpers.js";
+import { onTempRoot, removeRoot, tempRoot } from "./helpers.js";
 
-snapshotterSuite("overlayfs", async () => {
-  const root = await tempRoot("berth-overlay-");
-  const snapshotter = createOverlaySnapshotter({ root });
-  return {
-    snapshotter,
-    cleanup: async () => {
-      await snapshotter.close();
-      await removeRoot(root);
-    },
-  };
-});
+snapshotterSuite(
+  "overlayfs",
+  onTempRoot("berth-overlay-", (root) => createOverlaySnapshotter({ root })),
+);
 
 const ctx: Ctx = { namespace: "default" };
 
