@@ -14,6 +14,7 @@ import type { MetricsServer } from "./metrics.js";
 import { proxyPluginRegistrations } from "./proxy-plugins.js";
 import { type GrpcServer, startGrpcServer } from "./server/grpc-server.js";
 import { TtrpcServicePlugin } from "./services/ttrpc-events.js";
+import { startMemoryTrimmer } from "./memory-trim.js";
 import { VERSION, readRevision } from "./version.js";
 
 export interface DaemonOptions {
@@ -61,8 +62,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   let metrics: MetricsServer | undefined;
   let grpc: GrpcServer | undefined;
   let ttrpc: TtrpcServer | undefined;
+  let trimmer: { stop(): void } | undefined;
   const close = async () => {
     shutdown.abort();
+    trimmer?.stop();
     await grpc?.close();
     await ttrpc?.close();
     await metrics?.close();
@@ -97,6 +100,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     await close();
     throw err;
   }
+  trimmer = startMemoryTrimmer({ log });
   log.info({ address, ttrpcAddress }, "berthd successfully booted");
   return { address, ttrpcAddress, plugins, close };
 }

@@ -6,4 +6,5 @@ export {
   run,
   type RunOptions,
   type RunResult,
+  trimMallocHeap,
 } from "./run.js";
