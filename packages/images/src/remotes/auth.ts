@@ -250,11 +250,12 @@ export class Authorizer {
     if (c.params.service) url.searchParams.set("service", c.params.service);
     const all = new Set(scopes);
     if (c.params.scope) for (const sc of c.params.scope.split(" ")) if (sc) all.add(sc);
-    for (const sc of [...all].sort()) url.searchParams.append("scope", sc);
+    const sorted = [...all].sort();
+    for (const sc of sorted) url.searchParams.append("scope", sc);
     const creds = await this.#credentials?.(host);
     let oauthStatus: number | undefined;
     if (creds !== undefined && creds.secret !== "") {
-      const viaOAuth = await this.#fetchOAuthToken(host, c, [...all].sort(), creds, tls, signal);
+      const viaOAuth = await this.#fetchOAuthToken(host, c, sorted, creds, tls, signal);
       if (typeof viaOAuth !== "number") return viaOAuth;
       oauthStatus = viaOAuth;
     }
@@ -270,22 +271,7 @@ export class Authorizer {
     if (res.status === 401 || (oauthStatus === 401 && (res.status === 404 || res.status === 405))) {
       throw new UnauthenticatedError(`${host}: token endpoint ${url.origin}${url.pathname} rejected the credentials`);
     }
-    if (res.status === 403) {
-      throw new PermissionDeniedError(`${host}: token endpoint ${url.origin}${url.pathname} denied access`);
-    }
-    if (res.status !== 200) {
-      throw new UnavailableError(`${host}: token endpoint ${url.origin}${url.pathname}: HTTP ${res.status}`);
-    }
-    let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    try {
-      doc = JSON.parse(body) as typeof doc;
-    } catch {
-      throw new UnavailableError(`${host}: token endpoint returned invalid JSON`);
-    }
-    const token = typeof doc.token === "string" && doc.token ? doc.token : doc.access_token;
-    if (typeof token !== "string" || token === "")
-      throw new UnauthenticatedError(`${host}: token endpoint returned no token`);
-    return withExpiry(token, doc.expires_in);
+    return tokenOf(host, url, res.status, body, "token");
   }
 
   /**
@@ -332,23 +318,35 @@ export class Authorizer {
     ) {
       return res.status;
     }
-    if (res.status === 403) {
-      throw new PermissionDeniedError(`${host}: token endpoint ${url.origin}${url.pathname} denied access`);
-    }
-    if (res.status !== 200) {
-      throw new UnavailableError(`${host}: token endpoint ${url.origin}${url.pathname}: HTTP ${res.status}`);
-    }
-    let doc: { access_token?: unknown; token?: unknown; expires_in?: unknown };
-    try {
-      doc = JSON.parse(body) as typeof doc;
-    } catch {
-      throw new UnavailableError(`${host}: token endpoint returned invalid JSON`);
-    }
-    const token = typeof doc.access_token === "string" && doc.access_token ? doc.access_token : doc.token;
-    if (typeof token !== "string" || token === "")
-      throw new UnauthenticatedError(`${host}: token endpoint returned no token`);
-    return withExpiry(token, doc.expires_in);
+    return tokenOf(host, url, res.status, body, "access_token");
   }
+}
+
+/**
+ * The token of a token endpoint's answer (403 PermissionDenied, other non-200 Unavailable). Docker's GET
+ * answers `token`, OAuth2's POST `access_token`; either field is taken, `preferred` first.
+ */
+function tokenOf(
+  host: string,
+  url: URL,
+  status: number,
+  body: string,
+  preferred: "token" | "access_token",
+): { token: string; expiresAt: number } {
+  const endpoint = `${host}: token endpoint ${url.origin}${url.pathname}`;
+  if (status === 403) throw new PermissionDeniedError(`${endpoint} denied access`);
+  if (status !== 200) throw new UnavailableError(`${endpoint}: HTTP ${status}`);
+  let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+  try {
+    doc = JSON.parse(body) as typeof doc;
+  } catch {
+    throw new UnavailableError(`${host}: token endpoint returned invalid JSON`);
+  }
+  const other = preferred === "token" ? "access_token" : "token";
+  const token = typeof doc[preferred] === "string" && doc[preferred] ? doc[preferred] : doc[other];
+  if (typeof token !== "string" || token === "")
+    throw new UnauthenticatedError(`${host}: token endpoint returned no token`);
+  return withExpiry(token, doc.expires_in);
 }
 
 /** containerd's OAuth client id, so registries see the same client as from containerd. */
