@@ -5,8 +5,6 @@
  * never logged.
  */
 import { stat } from "node:fs/promises";
-import { packAny } from "@berth/api";
-import { ImageCreateSchema, ImageUpdateSchema } from "@berth/api/events";
 import type {
   BlobProgressSchema,
   PullProgressSchema,
@@ -23,8 +21,9 @@ import * as platforms from "@berth/images/platforms";
 import { type ImageRegistrar, type PullProgressEvent, type PullResult, pullImage } from "@berth/images/pull";
 import { type Credentials, createResolver, parseReference } from "@berth/images/remotes";
 import { type MetadataDb, generateLeaseId } from "@berth/metadata";
+import { createImagePublished, updateImagePublished } from "@berth/metadata/service";
 import type { Logger } from "@berth/plugin";
-import { type MessageInitShape, create } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 
 export interface PullServiceDeps {
@@ -84,20 +83,10 @@ function imageRegistrar(db: MetadataDb, events: Publisher): ImageRegistrar {
         },
       };
       try {
-        const updated = db.images.update(ctx.namespace, image, ["target"]);
-        events.publish(
-          ctx.namespace,
-          "/images/update",
-          packAny(ImageUpdateSchema, create(ImageUpdateSchema, { name, labels: { ...updated.labels } })),
-        );
+        updateImagePublished(db.images, events, ctx.namespace, image, ["target"]);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        const created = db.images.create(ctx.namespace, image);
-        events.publish(
-          ctx.namespace,
-          "/images/create",
-          packAny(ImageCreateSchema, create(ImageCreateSchema, { name, labels: { ...created.labels } })),
-        );
+        createImagePublished(db.images, events, ctx.namespace, image);
       }
     },
   };

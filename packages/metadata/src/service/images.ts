@@ -41,6 +41,34 @@ function fromProto(image: Image): ImageInput {
   };
 }
 
+/** Creates an image and publishes `/images/create`, as Images.Create does (for in-daemon callers too). */
+export function createImagePublished(store: ImageStore, events: Publisher, ns: string, image: ImageInput): ImageRecord {
+  const created = store.create(ns, image);
+  events.publish(
+    ns,
+    "/images/create",
+    packAny(ImageCreateSchema, create(ImageCreateSchema, { name: created.name, labels: { ...created.labels } })),
+  );
+  return created;
+}
+
+/** Updates an image (by field paths) and publishes `/images/update`, as Images.Update does. */
+export function updateImagePublished(
+  store: ImageStore,
+  events: Publisher,
+  ns: string,
+  image: ImageInput,
+  paths: readonly string[],
+): ImageRecord {
+  const updated = store.update(ns, image, paths);
+  events.publish(
+    ns,
+    "/images/update",
+    packAny(ImageUpdateSchema, create(ImageUpdateSchema, { name: updated.name, labels: { ...updated.labels } })),
+  );
+  return updated;
+}
+
 /**
  * containerd.services.images.v1.Images over the image store. Every call needs a namespace; create, update and
  * delete publish `/images/create|update|delete` in the caller's namespace.
@@ -62,24 +90,13 @@ export function imagesService(
     create(req, ctx) {
       if (req.image === undefined || req.image.name === "") throw new InvalidArgumentError("Image.Name required");
       const ns = requireNamespace(ctx.requestHeader);
-      const created = toProto(store.create(ns, fromProto(req.image)));
-      events.publish(
-        ns,
-        "/images/create",
-        packAny(ImageCreateSchema, create(ImageCreateSchema, { name: created.name, labels: created.labels })),
-      );
-      return { image: created };
+      return { image: toProto(createImagePublished(store, events, ns, fromProto(req.image))) };
     },
     update(req, ctx) {
       if (req.image === undefined || req.image.name === "") throw new InvalidArgumentError("Image.Name required");
       const ns = requireNamespace(ctx.requestHeader);
-      const updated = toProto(store.update(ns, fromProto(req.image), req.updateMask?.paths ?? []));
-      events.publish(
-        ns,
-        "/images/update",
-        packAny(ImageUpdateSchema, create(ImageUpdateSchema, { name: updated.name, labels: updated.labels })),
-      );
-      return { image: updated };
+      const paths = req.updateMask?.paths ?? [];
+      return { image: toProto(updateImagePublished(store, events, ns, fromProto(req.image), paths)) };
     },
     async delete(req, ctx) {
       const ns = requireNamespace(ctx.requestHeader);

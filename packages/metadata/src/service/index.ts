@@ -1,7 +1,7 @@
 export { namespacesService } from "./namespaces.js";
 export { leasesService } from "./leases.js";
 export type { LeasesServiceOptions } from "./leases.js";
-export { imagesService } from "./images.js";
+export { createImagePublished, imagesService, updateImagePublished } from "./images.js";
 export type { ImagesServiceOptions } from "./images.js";
 export {
   namespacesGrpcPlugin,
