@@ -1,5 +1,5 @@
 // berthd, the daemon under test, started the same way as the comparison containerd.
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { launchDaemon, makeTempDir } from "./daemon.mjs";
@@ -9,6 +9,16 @@ export const BERTHD_BIN = join(REPO_ROOT, "apps/daemon/bin/berthd.js");
 export const BERTHD_DIST = join(REPO_ROOT, "apps/daemon/dist/bin/berthd.js");
 
 export class BerthdMissingError extends Error {}
+
+/**
+ * The node flags berthd's launcher declares on its `#!/usr/bin/env -S node …` line: npm and pnpm bin links (and
+ * the kernel, when the file is run) start it with them, so the bench does too, with the bench's own node.
+ */
+export function launcherNodeFlags(bin = BERTHD_BIN) {
+  const first = readFileSync(bin, "utf8").split("\n", 1)[0] ?? "";
+  const m = /^#!\s*\/usr\/bin\/env\s+(?:-S\s+)?node\s+(.*)$/.exec(first);
+  return m ? m[1].trim().split(/\s+/).filter(Boolean) : [];
+}
 
 /** Throws a clear error unless berthd is built. */
 export function assertBerthdBuilt() {
@@ -33,6 +43,7 @@ export async function startBerthd({ logLevel, extraArgs = [], startTimeoutMs } =
   const envArgs = (process.env.BENCH_BERTHD_ARGS ?? "").split(/\s+/).filter(Boolean);
   const argv = [
     process.execPath,
+    ...launcherNodeFlags(),
     BERTHD_BIN,
     "--root",
     join(dir, "root"),

@@ -2,12 +2,16 @@ import type { Logger } from "@berth/plugin";
 
 export interface MemoryTrimmerOptions {
   readonly log: Logger;
-  /** How often RSS is looked at. */
+  /** How often RSS and CPU time are looked at. */
   readonly intervalMs?: number;
-  /** RSS above the lowest seen that makes a look trim. */
+  /** RSS above the lowest seen that makes a look trim; also how far RSS must move to re-arm (half of it). */
   readonly slackBytes?: number;
-  /** The RSS reader and the trim (tests); default: this process and malloc_trim through @berth/spawn. */
+  /** CPU time (all threads) per wall time above which an interval counts as busy (no trim then). */
+  readonly busyFraction?: number;
+  /** The RSS and CPU readers and the trim (tests); default: this process and malloc_trim through @berth/spawn. */
   readonly rss?: () => number;
+  /** CPU time used so far, in microseconds. */
+  readonly cpuMicros?: () => number;
   readonly trim?: () => Promise<void>;
 }
 
@@ -15,54 +19,61 @@ const mallocTrim = async (): Promise<void> => {
   (await import("@berth/spawn")).trimMallocHeap();
 };
 
-/** Looks skipped at most after trims that gave little back (then 32 × the interval apart). */
-const MAX_BACKOFF = 32;
+const processCpuMicros = (): number => {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+};
 
 /**
  * Gives freed malloc memory back to the system after peaks. Measured in berthd: after unpacking the 180 MiB
  * bench image, RSS stayed ~60 MB above its idle size in freed-but-mapped malloc heap (glibc keeps it; V8 and
- * Node never ask for it back) until malloc_trim. A look costs one read of the RSS; the addon loads on the first
- * trim, not at start-up. The floor is the lowest RSS seen, so a trim during a peak does not raise it; trims
- * that give little back (the memory is in use) space the next ones out.
+ * Node never ask for it back) until malloc_trim. The addon loads on the first trim, not at start-up.
+ *
+ * When: at the first quiet look after work, once RSS is a slack above the lowest seen. Not during work: pages
+ * handed back mid-ingest are faulted in again at once, and on VMs that costs more than the copy itself. Not
+ * again after that until something happened that may have freed memory: a busy interval, or RSS moving by half
+ * the slack (an apply worker ending drops its isolate's pages but leaves its malloc arena).
  */
 export function startMemoryTrimmer(options: MemoryTrimmerOptions): { stop(): void } {
   const slack = options.slackBytes ?? 16 * 1024 * 1024;
+  const intervalMs = options.intervalMs ?? 2_000;
+  const busyMicros = (options.busyFraction ?? 0.25) * intervalMs * 1000;
   const readRss = options.rss ?? (() => process.memoryUsage.rss());
+  const readCpu = options.cpuMicros ?? processCpuMicros;
   const trim = options.trim ?? mallocTrim;
   let floor = readRss();
-  let busy = false;
-  let backoff = 1;
-  let skip = 0;
+  let cpu = readCpu();
+  /** RSS when last settled (start, or after the last trim); moving away from it re-arms. */
+  let settled = floor;
+  let armed = true;
+  let trimming = false;
   const timer = setInterval(() => {
     const rss = readRss();
+    const now = readCpu();
+    const busy = now - cpu > busyMicros;
+    cpu = now;
     floor = Math.min(floor, rss);
-    if (busy || rss < floor + slack) {
-      backoff = 1;
-      skip = 0;
-      return;
-    }
-    if (skip > 0) {
-      skip--;
-      return;
-    }
-    busy = true;
+    if (busy || Math.abs(rss - settled) >= slack / 2) armed = true;
+    if (busy || !armed || trimming || rss < floor + slack) return;
+    trimming = true;
     trim()
       .then(() => {
         const after = readRss();
         floor = Math.min(floor, after);
+        settled = after;
+        armed = false;
         options.log.debug({ rssBefore: rss, rssAfter: after }, "returned freed memory");
-        if (rss - after < slack / 4) {
-          skip = backoff;
-          backoff = Math.min(backoff * 2, MAX_BACKOFF);
-        } else {
-          backoff = 1;
-        }
       })
-      .catch((err: unknown) => options.log.debug({ err }, "memory trim unavailable"))
+      .catch((err: unknown) => {
+        // no addon (or no glibc): nothing to do here for the rest of the process's life
+        options.log.debug({ err }, "memory trim unavailable");
+        clearInterval(timer);
+      })
       .finally(() => {
-        busy = false;
+        trimming = false;
+        cpu = readCpu();
       });
-  }, options.intervalMs ?? 10_000);
+  }, intervalMs);
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }

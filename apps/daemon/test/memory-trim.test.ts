@@ -3,14 +3,23 @@ import { describe, expect, it } from "vitest";
 import { startMemoryTrimmer } from "../src/memory-trim.js";
 
 const MB = 1024 * 1024;
-const tick = () => new Promise((resolve) => setTimeout(resolve, 15));
+const INTERVAL_MS = 5;
+/** Enough time for several looks. */
+const looks = (n = 4) => new Promise((resolve) => setTimeout(resolve, INTERVAL_MS * n + 10));
 
-/** A fake process: RSS set by the test; a trim gives back what the test says is freed. */
+/**
+ * A fake process: RSS and CPU time set by the test; a trim gives back what the test says is freed. While `busy`,
+ * every read of the CPU clock advances it by a full interval (one core fully used).
+ */
 function fakeProcess(start: number) {
-  const state = { rss: start, freed: 0, trims: 0 };
+  const state = { rss: start, freed: 0, trims: 0, busy: false, cpu: 0 };
   return {
     state,
     rss: () => state.rss,
+    cpuMicros: () => {
+      if (state.busy) state.cpu += INTERVAL_MS * 1000;
+      return state.cpu;
+    },
     trim: async () => {
       state.trims++;
       state.rss -= state.freed;
@@ -19,42 +28,84 @@ function fakeProcess(start: number) {
   };
 }
 
+function start(p: ReturnType<typeof fakeProcess>) {
+  return startMemoryTrimmer({
+    log: silentLogger,
+    intervalMs: INTERVAL_MS,
+    slackBytes: 16 * MB,
+    rss: p.rss,
+    cpuMicros: p.cpuMicros,
+    trim: p.trim,
+  });
+}
+
 describe("memory trimmer", () => {
-  it("trims once RSS is a slack above the lowest seen, and the floor does not rise with a peak", async () => {
+  it("waits for work to end, then gives freed memory back once", async () => {
     const p = fakeProcess(70 * MB);
-    const t = startMemoryTrimmer({ log: silentLogger, intervalMs: 5, slackBytes: 16 * MB, rss: p.rss, trim: p.trim });
+    const t = start(p);
     try {
-      await tick();
+      await looks();
       expect(p.state.trims).toBe(0); // at the floor
-      // a peak in use: the trim gives little back...
+      // work with a peak: no trim while it runs, whatever is freed meanwhile
+      p.state.busy = true;
       p.state.rss = 160 * MB;
-      p.state.freed = 2 * MB;
-      await tick();
-      expect(p.state.trims).toBeGreaterThan(0);
-      // ...then the work ends and its memory is freed: still above the floor (70), so it is given back
       p.state.freed = 60 * MB;
-      await new Promise((resolve) => setTimeout(resolve, 400)); // past the backoff of the weak trims
-      expect(p.state.rss).toBe(98 * MB);
-      const trims = p.state.trims;
-      // within the slack of the floor: no more trims
-      p.state.rss = 80 * MB;
-      await tick();
-      await tick();
-      expect(p.state.trims).toBe(trims);
+      await looks(6);
+      expect(p.state.trims).toBe(0);
+      // quiet: one trim, and none after it while nothing happens
+      p.state.busy = false;
+      await looks(6);
+      expect(p.state.trims).toBe(1);
+      expect(p.state.rss).toBe(100 * MB);
     } finally {
       t.stop();
     }
   });
 
-  it("spaces out trims that give nothing back", async () => {
+  it("trims again when RSS moves (a worker ended) or after more work, and leaves RSS near the floor alone", async () => {
     const p = fakeProcess(70 * MB);
-    const t = startMemoryTrimmer({ log: silentLogger, intervalMs: 2, slackBytes: 16 * MB, rss: p.rss, trim: p.trim });
+    const t = start(p);
     try {
-      p.state.rss = 200 * MB; // in use, nothing to give back
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      // ~100 looks; with the doubling backoff (1, 2, 4, … 32 skipped) only a handful trim
-      expect(p.state.trims).toBeGreaterThan(1);
-      expect(p.state.trims).toBeLessThan(12);
+      p.state.rss = 183 * MB; // an apply worker idles after an unpack; its memory is in use
+      await looks();
+      expect(p.state.trims).toBe(1);
+      await looks(6);
+      expect(p.state.trims).toBe(1); // a trim that gave nothing back is not repeated
+      // the worker ends: its isolate's pages go (RSS moves), its malloc arena stays until trimmed
+      p.state.rss = 155 * MB;
+      p.state.freed = 71 * MB;
+      await looks();
+      expect(p.state.trims).toBe(2);
+      expect(p.state.rss).toBe(84 * MB);
+      // more work that ends within the slack of the floor: nothing to trim
+      p.state.busy = true;
+      await looks();
+      p.state.busy = false;
+      await looks(6);
+      expect(p.state.trims).toBe(2);
+    } finally {
+      t.stop();
+    }
+  });
+
+  it("stops looking when trimming is unavailable", async () => {
+    const p = fakeProcess(70 * MB);
+    let calls = 0;
+    const t = startMemoryTrimmer({
+      log: silentLogger,
+      intervalMs: INTERVAL_MS,
+      slackBytes: 16 * MB,
+      rss: p.rss,
+      cpuMicros: p.cpuMicros,
+      trim: async () => {
+        calls++;
+        throw new Error("no addon");
+      },
+    });
+    try {
+      p.state.rss = 200 * MB;
+      await looks(10);
+      expect(calls).toBe(1);
     } finally {
       t.stop();
     }
