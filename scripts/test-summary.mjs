@@ -11,11 +11,14 @@ try {
   process.exit(0);
 }
 const passed = report.numPassedTests ?? 0;
-// Suites that failed to load count as failures too: their tests never ran.
-const failed = (report.numFailedTests ?? 0) + (report.numFailedTestSuites ?? 0) - countSuitesWithFailedTests(report);
+// A test file that failed without a failed test (it did not load, or a hook failed) counts as one failure: its
+// tests never ran. numFailedTestSuites is not used: vitest counts every failed describe block in it.
+const failed = (report.numFailedTests ?? 0) + countFilesFailedOutsideTests(report);
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 
-function countSuitesWithFailedTests(r) {
-  return (r.testResults ?? []).filter((s) => (s.assertionResults ?? []).some((a) => a.status === "failed")).length;
+function countFilesFailedOutsideTests(r) {
+  return (r.testResults ?? []).filter(
+    (file) => file.status === "failed" && !(file.assertionResults ?? []).some((a) => a.status === "failed"),
+  ).length;
 }
