@@ -127,7 +127,12 @@ static int spawn_server(const char *sock) {
     dup2(log, 1);
     dup2(log, 2);
     dup2(ready[1], 3);  // dup2 clears FD_CLOEXEC on the copy
+    // The server lives as long as its containers and does little per request, so memory counts, not peak
+    // speed. Measured with 20 running containers: --lite-mode (no optimizing compilers, feedback allocated
+    // lazily) holds ~4.5 MB less Pss with start and output-copy times unchanged; a 1 MiB young generation keeps
+    // garbage from a burst of starts small.
     char *argv[] = {(char *)node,
+                    "--lite-mode",
                     "--max-semi-space-size=1",
                     script,
                     "--socket",
