@@ -14,7 +14,7 @@ import type { MetricsServer } from "./metrics.js";
 import { proxyPluginRegistrations } from "./proxy-plugins.js";
 import { type GrpcServer, startGrpcServer } from "./server/grpc-server.js";
 import { TtrpcServicePlugin } from "./services/ttrpc-events.js";
-import { startMemoryTrimmer } from "./memory-trim.js";
+import { fixMallocThresholds, startMemoryTrimmer } from "./memory-trim.js";
 import { VERSION, readRevision } from "./version.js";
 
 export interface DaemonOptions {
@@ -101,6 +101,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     throw err;
   }
   trimmer = startMemoryTrimmer({ log });
+  // after boot: the addon's load is not on the way to the first RPC
+  void fixMallocThresholds(log);
   log.info({ address, ttrpcAddress }, "berthd successfully booted");
   return { address, ttrpcAddress, plugins, close };
 }

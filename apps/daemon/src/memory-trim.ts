@@ -19,6 +19,19 @@ const mallocTrim = async (): Promise<void> => {
   (await import("@berth/spawn")).trimMallocHeap();
 };
 
+/**
+ * Fixes glibc's malloc thresholds (see @berth/spawn's SERVER_MALLOC_THRESHOLDS): without it each thread's
+ * arena keeps up to 64 MiB of freed memory between trims, and the trimmer only runs once work has stopped.
+ */
+export async function fixMallocThresholds(log: Logger): Promise<void> {
+  try {
+    const spawn = await import("@berth/spawn");
+    if (!spawn.setMallocThresholds()) log.debug("malloc thresholds unchanged (no addon, or not glibc)");
+  } catch (err) {
+    log.debug({ err }, "malloc thresholds unchanged");
+  }
+}
+
 const processCpuMicros = (): number => {
   const { user, system } = process.cpuUsage();
   return user + system;
@@ -27,7 +40,7 @@ const processCpuMicros = (): number => {
 /**
  * Gives freed malloc memory back to the system after peaks. Measured in berthd: after unpacking the 180 MiB
  * bench image, RSS stayed ~60 MB above its idle size in freed-but-mapped malloc heap (glibc keeps it; V8 and
- * Node never ask for it back) until malloc_trim. The addon loads on the first trim, not at start-up.
+ * Node never ask for it back) until malloc_trim.
  *
  * When: at the first quiet look after work, once RSS is a slack above the lowest seen. Not during work: pages
  * handed back mid-ingest are faulted in again at once, and on VMs that costs more than the copy itself. Not

@@ -1,5 +1,6 @@
 import { writeSync, closeSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { setMallocThresholds } from "@berth/spawn";
 import { ShimServer } from "./server.js";
 
 /**
@@ -46,6 +47,8 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
     process.on("unhandledRejection", (err) => console.error("berth shim: unhandled rejection:", err));
     await server.listen();
     report("ok");
+    // It lives as long as its containers: freed memory goes back instead of staying at each arena's top.
+    setMallocThresholds();
   } catch (err) {
     report(`error: ${(err as Error).message}`);
     process.exitCode = 1;

@@ -8,6 +8,7 @@
 #include <node_api.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,25 @@ static napi_value trim_heap(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// setMallocThresholds(mmapBytes, trimBytes) -> whether glibc took both: fixed M_MMAP_THRESHOLD and
+// M_TRIM_THRESHOLD instead of glibc's dynamic ones, which only ever grow (to 32 and 64 MiB after the first large
+// free), so that every thread's arena may keep that much free memory at its top.
+static napi_value set_malloc_thresholds(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  int64_t mmap_bytes = 0, trim_bytes = 0;
+  if (argc < 2 || napi_get_value_int64(env, args[0], &mmap_bytes) != napi_ok ||
+      napi_get_value_int64(env, args[1], &trim_bytes) != napi_ok || mmap_bytes <= 0 || trim_bytes <= 0 ||
+      mmap_bytes > INT32_MAX || trim_bytes > INT32_MAX) {
+    return throw_errno(env, "mallopt", EINVAL);
+  }
+  int ok = mallopt(M_MMAP_THRESHOLD, (int)mmap_bytes) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_bytes) == 1;
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"spawn", NULL, spawn_process, NULL, NULL, NULL, napi_default, NULL},
@@ -219,6 +239,7 @@ NAPI_MODULE_INIT() {
       {"pipe", NULL, make_pipe, NULL, NULL, NULL, napi_default, NULL},
       {"mkfifo", NULL, make_fifo, NULL, NULL, NULL, napi_default, NULL},
       {"trimHeap", NULL, trim_heap, NULL, NULL, NULL, napi_default, NULL},
+      {"setMallocThresholds", NULL, set_malloc_thresholds, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -6,5 +6,8 @@ export {
   run,
   type RunOptions,
   type RunResult,
+  type MallocThresholds,
+  SERVER_MALLOC_THRESHOLDS,
+  setMallocThresholds,
   trimMallocHeap,
 } from "./run.js";

@@ -124,3 +124,44 @@ describe("trimMallocHeap", () => {
     expect(out.before - out.after).toBeGreaterThan(16 * 1024 * 1024);
   });
 });
+
+describe("setMallocThresholds", () => {
+  /**
+   * RSS kept (MiB) after 24 MiB of 64 KiB Buffers are freed, in a child process, after a 16 MiB block was freed
+   * first: that block raises glibc's dynamic trim threshold to 32 MiB, so by default the freed top stays.
+   */
+  async function keptAfterFree(fixed: boolean): Promise<number> {
+    const built = new URL("../dist/index.js", import.meta.url).pathname;
+    const script = `
+      import { setMallocThresholds } from ${JSON.stringify(built)};
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const settle = async () => { globalThis.gc(); globalThis.gc(); await sleep(150); globalThis.gc(); await sleep(50); };
+      const set = ${fixed} ? setMallocThresholds() : undefined;
+      let big = Buffer.allocUnsafeSlow(16 << 20).fill(1);
+      big = undefined;
+      await settle();
+      const before = process.memoryUsage.rss();
+      let many = [];
+      for (let i = 0; i < 384; i++) many.push(Buffer.allocUnsafeSlow(65536).fill(1));
+      many = undefined;
+      await settle();
+      console.log(JSON.stringify({ set, kept: (process.memoryUsage.rss() - before) / 1048576 }));
+    `;
+    const r = await (await load(false)).run(process.execPath, ["--expose-gc", "--input-type=module", "-e", script]);
+    expect(r.stderr.toString()).toBe("");
+    const out = JSON.parse(r.stdout.toString()) as { set?: boolean; kept: number };
+    if (fixed) expect(out.set).toBe(true);
+    return out.kept;
+  }
+
+  it("freed memory at the top of the heap goes back at once, where glibc's grown threshold keeps it", async () => {
+    expect(await keptAfterFree(false)).toBeGreaterThan(4);
+    expect(await keptAfterFree(true)).toBeLessThan(2);
+  });
+
+  it("refuses thresholds that are not positive 32-bit sizes", async () => {
+    const { setMallocThresholds } = await load(false);
+    expect(() => setMallocThresholds({ mmapBytes: 0, trimBytes: 1 << 20 })).toThrow(/mallopt: Invalid argument/);
+    expect(() => setMallocThresholds({ mmapBytes: 1 << 20, trimBytes: 2 ** 32 })).toThrow(/mallopt: Invalid argument/);
+  });
+});
