@@ -214,8 +214,8 @@ static napi_value trim_heap(napi_env env, napi_callback_info info) {
 }
 
 // setMallocThresholds(mmapBytes, trimBytes) -> whether glibc took both: fixed M_MMAP_THRESHOLD and
-// M_TRIM_THRESHOLD instead of glibc's dynamic ones, which only ever grow (to 32 and 64 MiB after the first large
-// free), so that every thread's arena may keep that much free memory at its top.
+// M_TRIM_THRESHOLD instead of glibc's dynamic ones, which only ever grow (with each large block freed, up to 32
+// and 64 MiB), so that every thread's arena may keep that much free memory at its top.
 static napi_value set_malloc_thresholds(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value args[2];

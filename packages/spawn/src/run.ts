@@ -102,11 +102,12 @@ export interface MallocThresholds {
 }
 
 /**
- * For long-running servers (berthd, the shim server). glibc's thresholds are dynamic and only grow: after the
- * first large block is freed they reach 32 and 64 MiB, and from then on every thread's arena keeps up to that
- * much freed memory at its top. A 1 MiB trim threshold took berthd and its shims from 100-106 to 83-92 MB
- * Pss with 20 containers just started (the bench's run-berthd after a pull). The mmap threshold stays at glibc's maximum: lower ones (128 KiB, 1 MiB) turned the
- * 1 MiB buffers of an unpack into a mapping and page faults each, and a pull took 1.8x as long.
+ * For long-running servers (berthd, the shim server). glibc's thresholds are dynamic and only grow: each large
+ * block freed raises them to its size and twice that, up to 32 and 64 MiB, and from then on every thread's arena
+ * keeps up to that much freed memory at its top. A 1 MiB trim threshold took berthd and its shims from 100-106
+ * to 83-92 MB Pss with 20 containers just started (the bench's run-berthd after a pull). The mmap threshold
+ * stays at glibc's maximum: lower ones (128 KiB, 1 MiB) turned the 1 MiB buffers of an unpack into a mapping
+ * and page faults each, and a pull took 1.8x as long.
  */
 export const SERVER_MALLOC_THRESHOLDS: MallocThresholds = { mmapBytes: 32 << 20, trimBytes: 1 << 20 };
 

@@ -102,12 +102,23 @@ function fdCount(): number {
   return readdirSync("/proc/self/fd").length;
 }
 
+/** The built package, as a string literal for child scripts to import. */
+const BUILT = JSON.stringify(new URL("../dist/index.js", import.meta.url).pathname);
+
+/**
+ * Runs `script` (an ES module printing one JSON line) in a child node with --expose-gc, so that this test's own
+ * heap does not blur memory numbers; returns what it printed.
+ */
+async function childJson<T>(script: string): Promise<T> {
+  const r = await (await load(false)).run(process.execPath, ["--expose-gc", "--input-type=module", "-e", script]);
+  expect(r.stderr.toString()).toBe("");
+  return JSON.parse(r.stdout.toString()) as T;
+}
+
 describe("trimMallocHeap", () => {
   it("gives freed malloc memory back: a child's RSS drops after many freed buffers", async () => {
-    // A separate process, so that this test's own heap does not blur the numbers.
-    const built = new URL("../dist/index.js", import.meta.url).pathname;
-    const script = `
-      import { trimMallocHeap } from ${JSON.stringify(built)};
+    const out = await childJson<{ trimmed: boolean; before: number; after: number }>(`
+      import { trimMallocHeap } from ${BUILT};
       const keep = [];
       // interleaved lifetimes: freed 64 KiB chunks between live ones fragment the heap, as socket reads do
       for (let i = 0; i < 4000; i++) { const b = Buffer.allocUnsafeSlow(65536).fill(1); if (i % 50 === 0) keep.push(b); }
@@ -116,10 +127,7 @@ describe("trimMallocHeap", () => {
       const trimmed = trimMallocHeap();
       const after = process.memoryUsage.rss();
       console.log(JSON.stringify({ trimmed, before, after, kept: keep.length }));
-    `;
-    const r = await (await load(false)).run(process.execPath, ["--expose-gc", "--input-type=module", "-e", script]);
-    expect(r.stderr.toString()).toBe("");
-    const out = JSON.parse(r.stdout.toString()) as { trimmed: boolean; before: number; after: number };
+    `);
     expect(out.trimmed).toBe(true);
     expect(out.before - out.after).toBeGreaterThan(16 * 1024 * 1024);
   });
@@ -131,9 +139,8 @@ describe("setMallocThresholds", () => {
    * first: that block raises glibc's dynamic trim threshold to 32 MiB, so by default the freed top stays.
    */
   async function keptAfterFree(fixed: boolean): Promise<number> {
-    const built = new URL("../dist/index.js", import.meta.url).pathname;
-    const script = `
-      import { setMallocThresholds } from ${JSON.stringify(built)};
+    const out = await childJson<{ set?: boolean; kept: number }>(`
+      import { setMallocThresholds } from ${BUILT};
       const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
       const settle = async () => { globalThis.gc(); globalThis.gc(); await sleep(150); globalThis.gc(); await sleep(50); };
       const set = ${fixed} ? setMallocThresholds() : undefined;
@@ -146,10 +153,7 @@ describe("setMallocThresholds", () => {
       many = undefined;
       await settle();
       console.log(JSON.stringify({ set, kept: (process.memoryUsage.rss() - before) / 1048576 }));
-    `;
-    const r = await (await load(false)).run(process.execPath, ["--expose-gc", "--input-type=module", "-e", script]);
-    expect(r.stderr.toString()).toBe("");
-    const out = JSON.parse(r.stdout.toString()) as { set?: boolean; kept: number };
+    `);
     if (fixed) expect(out.set).toBe(true);
     return out.kept;
   }
