@@ -1,9 +1,19 @@
+import { readSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { FailedPreconditionError, InvalidArgumentError, fromNodeError } from "@berth/errdefs";
 import type { ReaderAt } from "../content.js";
 
 /** Chunk size of `stream()`: the gRPC Read service sends chunks of this size. */
 export const READ_CHUNK_SIZE = 1 << 20;
+
+/**
+ * Reads up to this size are made with a synchronous pread on the event loop. ctr and containerd's proxy read
+ * blobs in 32 KiB ReadAt calls, each its own Read RPC; for those, the thread-pool round trip (submit, wake a
+ * worker, wake the loop again) cost more than the copy: `ctr content get` of 100 MiB took ~1.67 s against
+ * ~1.37 s with synchronous reads (medians, this machine). A read that misses the page cache blocks the loop
+ * for one disk read of at most this size.
+ */
+export const SYNC_READ_MAX_BYTES = 64 << 10;
 
 /**
  * A reader over one open blob file: every read is a positional read on the same descriptor (no re-open, no
@@ -55,6 +65,14 @@ export class LocalReader implements ReaderAt {
     if (fh === undefined) throw new FailedPreconditionError("reader is closed");
     let got = 0;
     try {
+      if (buf.byteLength <= SYNC_READ_MAX_BYTES) {
+        while (got < buf.byteLength) {
+          const bytesRead = readSync(fh.fd, buf, got, buf.byteLength - got, position + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return got;
+      }
       while (got < buf.byteLength) {
         const { bytesRead } = await fh.read(buf, got, buf.byteLength - got, position + got);
         if (bytesRead === 0) break;
