@@ -9,7 +9,7 @@ export const READ_CHUNK_SIZE = 1 << 20;
 /**
  * Reads up to this size are made with a synchronous pread on the event loop. ctr and containerd's proxy read
  * blobs in 32 KiB ReadAt calls, each its own Read RPC; for those, the thread-pool round trip (submit, wake a
- * worker, wake the loop again) cost more than the copy: `ctr content get` of 100 MiB took ~1.67 s against
+ * worker, wake the loop again) cost more than the copy: `ctr content get` of 100 MiB took ~1.70 s against
  * ~1.37 s with synchronous reads (medians, this machine). A read that misses the page cache blocks the loop
  * for one disk read of at most this size.
  */
