@@ -63,18 +63,14 @@ export class LocalReader implements ReaderAt {
   async #fill(buf: Buffer, position: number): Promise<number> {
     const fh = this.#fh;
     if (fh === undefined) throw new FailedPreconditionError("reader is closed");
+    const sync = buf.byteLength <= SYNC_READ_MAX_BYTES;
     let got = 0;
     try {
-      if (buf.byteLength <= SYNC_READ_MAX_BYTES) {
-        while (got < buf.byteLength) {
-          const bytesRead = readSync(fh.fd, buf, got, buf.byteLength - got, position + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        return got;
-      }
       while (got < buf.byteLength) {
-        const { bytesRead } = await fh.read(buf, got, buf.byteLength - got, position + got);
+        const length = buf.byteLength - got;
+        const bytesRead = sync
+          ? readSync(fh.fd, buf, got, length, position + got)
+          : (await fh.read(buf, got, length, position + got)).bytesRead;
         if (bytesRead === 0) break;
         got += bytesRead;
       }
